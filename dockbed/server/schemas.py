@@ -1,0 +1,157 @@
+"""The shapes of what the REST API takes and gives, as pydantic models.
+
+Types are checked here (an address must parse as IPv4); the lab's rules (the
+pool, names, counts) are checked by ``dockbed.server.service`` so that the
+API, the page and the CLI get one message for each broken rule.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from dockbed.engine.containers import ContainerInfo
+
+
+class Limits(BaseModel):
+    """Resource limits; a missing one takes the configured default."""
+
+    cpus: float | None = Field(default=None, description="CPUs, e.g. 0.5")
+    memory: str | None = Field(default=None, description="memory, e.g. 512m or 1g")
+    pids: int | None = Field(default=None, description="most processes at once")
+
+
+class CreateRequest(Limits):
+    """One container: ``dockbed create NAME``."""
+
+    name: str
+    node: str | None = None
+    image: str | None = None
+    ip: IPv4Address | None = Field(
+        default=None, description="lab address; omitted: the next free one"
+    )
+    ssh_keys: list[str] = Field(default_factory=list)
+    wait_ready: bool = Field(
+        default=False, description="answer only once sshd accepts connections"
+    )
+
+
+class BatchRequest(Limits):
+    """``PREFIX-1`` … ``PREFIX-count`` on ascending addresses: ``dockbed batch``."""
+
+    prefix: str
+    count: int
+    base_ip: IPv4Address | Literal["auto"] = "auto"
+    node: str | None = None
+    image: str | None = None
+    ssh_keys: list[str] = Field(default_factory=list)
+    wait_ready: bool = False
+
+
+class PlannedContainer(BaseModel):
+    name: str
+    ip: IPv4Address
+
+
+class BatchPlan(BaseModel):
+    """What a batch would create, shown before it is submitted."""
+
+    prefix: str
+    node: str
+    image: str
+    network: str
+    containers: list[PlannedContainer]
+
+
+class Container(BaseModel):
+    """A container as ``dockbed ls --json`` shows it."""
+
+    name: str
+    id: str
+    node: str
+    image: str
+    state: str
+    status: str
+    addresses: dict[str, str]
+    batch: str | None
+    owner: str | None
+    created: float
+
+    @classmethod
+    def of(cls, info: ContainerInfo) -> Container:
+        return cls(
+            name=info.name,
+            id=info.id,
+            node=info.node,
+            image=info.image,
+            state=info.state,
+            status=info.status,
+            addresses=info.addresses,
+            batch=info.batch,
+            owner=info.owner,
+            created=info.created,
+        )
+
+
+class Selection(BaseModel):
+    """Containers to act on: by name, or a whole batch."""
+
+    names: list[str] = Field(default_factory=list)
+    batch: str | None = None
+    node: str | None = None
+
+
+class ActionResult(BaseModel):
+    """What a start / stop / remove did to each container."""
+
+    done: list[str]
+    failed: dict[str, str] = Field(default_factory=dict)
+
+
+class NicRequest(BaseModel):
+    """A second interface: ``dockbed nic add NAME --network NET [--ip A]``."""
+
+    network: str
+    ip: IPv4Address | None = None
+
+
+class NicAddressRequest(BaseModel):
+    ip: IPv4Address
+
+
+class NetworkCreateRequest(BaseModel):
+    """An experiment network: ``dockbed net create NAME --subnet S``."""
+
+    name: str
+    subnet: IPv4Network
+    driver: Literal["bridge", "macvlan"] = "bridge"
+    parent: str | None = None
+    gateway: IPv4Address | None = None
+    node: str | None = None
+
+
+class AddressReport(BaseModel):
+    """Which pool addresses are free on a node's lab network."""
+
+    node: str
+    network: str
+    subnet: str
+    pool_first: IPv4Address
+    pool_last: IPv4Address
+    used: dict[str, str]
+    free: int
+    next_free: IPv4Address | None
+
+
+class Job(BaseModel):
+    """A batch running in the background, polled for progress."""
+
+    id: str
+    kind: str
+    state: Literal["running", "succeeded", "failed"]
+    total: int
+    done: int
+    containers: list[Container]
+    error: dict[str, object] | None = None

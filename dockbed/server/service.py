@@ -1,0 +1,675 @@
+"""What the server does for a user: the rules, then the engine.
+
+Every request is checked in full before the engine is touched, so bad input
+changes nothing; a batch that fails midway is rolled back. Addresses on a lab
+network come only from here, through one ledger, which is what makes the
+server the one authority for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Literal
+
+import docker.errors
+import docker.utils
+
+from dockbed.config import Settings
+from dockbed.engine.containers import ContainerInfo, ContainerSpec, Engine, NetworkFacts
+from dockbed.errors import (
+    AddressInUse,
+    AlreadyAttached,
+    BatchFailed,
+    DockbedError,
+    InvalidAddress,
+    InvalidCount,
+    InvalidInput,
+    NameInUse,
+    NotFound,
+)
+from dockbed.lab.addresses import AddressPool
+from dockbed.lab.allocation import AddressLedger, Reservation
+from dockbed.lab.names import batch_names, check_name
+from dockbed.server import readiness
+from dockbed.server.nodes import NodeRegistry
+from dockbed.server.schemas import (
+    ActionResult,
+    AddressReport,
+    BatchPlan,
+    BatchRequest,
+    CreateRequest,
+    Limits,
+    PlannedContainer,
+)
+
+log = logging.getLogger(__name__)
+
+_SSH_KEY = re.compile(
+    r"(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?"
+)
+
+Action = Literal["start", "stop", "remove"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a user's name and whether they administer dockbed."""
+
+    name: str
+    is_admin: bool = False
+
+    def may_see(self, info: ContainerInfo) -> bool:
+        return self.is_admin or info.owner == self.name
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A checked batch with its addresses reserved, ready to be created."""
+
+    plan: BatchPlan
+    specs: list[ContainerSpec]
+    reservation: Reservation
+    wait_ready: bool
+
+
+@dataclass(frozen=True)
+class _CheckedBatch:
+    """A batch request that passed every check but the addresses."""
+
+    prefix: str
+    node: str
+    image: str
+    network: str
+    names: list[str]
+    keys: tuple[str, ...]
+    pool: AddressPool
+    base: IPv4Address | None
+
+    def choose(self, used: Mapping[IPv4Address, str]) -> list[IPv4Address]:
+        return self.pool.allocate(
+            len(self.names), used, base=self.base, field="base_ip"
+        )
+
+    def plan(self, addresses: list[IPv4Address]) -> BatchPlan:
+        return BatchPlan(
+            prefix=self.prefix,
+            node=self.node,
+            image=self.image,
+            network=self.network,
+            containers=[
+                PlannedContainer(name=name, ip=address)
+                for name, address in zip(self.names, addresses, strict=True)
+            ],
+        )
+
+
+class LabService:
+    """Container operations on the nodes of a registry, with dockbed's rules."""
+
+    def __init__(self, settings: Settings, nodes: NodeRegistry) -> None:
+        self.settings = settings
+        self.nodes = nodes
+        self.ledger = AddressLedger()
+
+    # Look-ups -----------------------------------------------------------------
+
+    def list_containers(
+        self,
+        principal: Principal,
+        *,
+        node: str | None = None,
+        batch: str | None = None,
+        running_only: bool = False,
+    ) -> list[ContainerInfo]:
+        """The containers ``principal`` may see, on one node or all of them."""
+        found: list[ContainerInfo] = []
+        for name in [node] if node else self.nodes.names():
+            for info in self.nodes.engine(name).containers():
+                if not principal.may_see(info):
+                    continue
+                if batch is not None and info.batch != batch:
+                    continue
+                if running_only and not info.running:
+                    continue
+                found.append(info)
+        return sorted(found, key=_natural_order)
+
+    def get_container(
+        self, principal: Principal, node: str | None, name: str
+    ) -> ContainerInfo:
+        """One container ``principal`` may see; NotFound for the others."""
+        node_name = self._node_name(node)
+        info = self.nodes.engine(node_name).find(name)
+        if info is None or not principal.may_see(info):
+            raise NotFound(
+                f"no container {name!r} on node {node_name}",
+                hint="'dockbed ls' lists yours",
+                field="name",
+                node=node_name,
+                container=name,
+            )
+        return info
+
+    def address_report(self, node: str | None) -> AddressReport:
+        """Used and free addresses of a node's lab pool."""
+        node_name = self._node_name(node)
+        config = self.nodes.config(node_name)
+        pool = config.pool()
+        used = self._lab_addresses_in_use(node_name)
+        free = [address for address in pool.addresses() if address not in used]
+        return AddressReport(
+            node=node_name,
+            network=config.lab.network,
+            subnet=str(config.lab.subnet),
+            pool_first=pool.first,
+            pool_last=pool.last,
+            used={str(address): holder for address, holder in sorted(used.items())},
+            free=len(free),
+            next_free=free[0] if free else None,
+        )
+
+    # Creation -----------------------------------------------------------------
+
+    def create(self, principal: Principal, request: CreateRequest) -> ContainerInfo:
+        """Check, reserve an address, create and start one container."""
+        node_name = self._node_name(request.node)
+        engine = self.nodes.engine(node_name)
+        check_name(request.name)
+        image = self._check_image(engine, request.image)
+        self._check_limits(engine, request)
+        keys = self._check_keys(request.ssh_keys)
+        self._check_names_free(engine, [request.name])
+
+        pool = self.nodes.config(node_name).pool()
+        if request.ip is not None:
+            pool.check(request.ip, field="ip")
+        reservation = self._reserve(
+            node_name,
+            lambda used: pool.allocate(1, used, base=request.ip, field="ip"),
+            holder=request.name,
+        )
+        with reservation:
+            spec = self._spec(
+                principal,
+                node_name,
+                image,
+                request,
+                request.name,
+                reservation.addresses[0],
+                keys,
+                request=request.model_dump_json(exclude={"ssh_keys"}),
+            )
+            info = engine.create(spec)
+        if request.wait_ready:
+            readiness.wait_for_ssh([reservation.addresses[0]])
+        return info
+
+    def preview_batch(self, principal: Principal, request: BatchRequest) -> BatchPlan:
+        """What the batch would create now; checks everything, creates nothing."""
+        checked = self._check_batch(request)
+        promised = self.ledger.promised(self._ledger_key(checked.node))
+        used = {**self._lab_addresses_in_use(checked.node), **promised}
+        return checked.plan(checked.choose(used))
+
+    def prepare_batch(
+        self, principal: Principal, request: BatchRequest
+    ) -> PreparedBatch:
+        """Check a batch and reserve its addresses; nothing is created yet.
+
+        The caller must hand the result to :meth:`run_batch`, which releases
+        the reservation when it is done.
+        """
+        checked = self._check_batch(request)
+        reservation = self._reserve(
+            checked.node, checked.choose, holder=f"batch {request.prefix}"
+        )
+        recorded = request.model_dump_json(exclude={"ssh_keys"})
+        specs = [
+            self._spec(
+                principal,
+                checked.node,
+                checked.image,
+                request,
+                name,
+                address,
+                checked.keys,
+                batch=request.prefix,
+                batch_index=index,
+                request=recorded,
+            )
+            for index, (name, address) in enumerate(
+                zip(checked.names, reservation.addresses, strict=True), start=1
+            )
+        ]
+        return PreparedBatch(
+            checked.plan(reservation.addresses), specs, reservation, request.wait_ready
+        )
+
+    def _check_batch(self, request: BatchRequest) -> _CheckedBatch:
+        node_name = self._node_name(request.node)
+        engine = self.nodes.engine(node_name)
+        if request.count <= 0 or request.count > self.settings.batch_max:
+            raise InvalidCount(
+                f"a batch holds 1 to {self.settings.batch_max} containers, "
+                f"not {request.count}",
+                hint="the cap is batch_max in the config",
+                field="count",
+                count=request.count,
+            )
+        names = batch_names(request.prefix, request.count)
+        image = self._check_image(engine, request.image)
+        self._check_limits(engine, request)
+        keys = self._check_keys(request.ssh_keys)
+        self._check_names_free(engine, names, field="prefix")
+        config = self.nodes.config(node_name)
+        return _CheckedBatch(
+            prefix=request.prefix,
+            node=node_name,
+            image=image,
+            network=config.lab.network,
+            names=names,
+            keys=keys,
+            pool=config.pool(),
+            base=None if request.base_ip == "auto" else request.base_ip,
+        )
+
+    def run_batch(
+        self,
+        prepared: PreparedBatch,
+        on_created: Callable[[ContainerInfo], None] = lambda info: None,
+    ) -> list[ContainerInfo]:
+        """Create and start a prepared batch in parallel: all of it, or none.
+
+        If any container fails, the rest are not started, those already made
+        are removed, and BatchFailed says which failed and why.
+        """
+        engine = self.nodes.engine(prepared.plan.node)
+        created: list[ContainerInfo] = []
+        failures: dict[str, str] = {}
+        with (
+            prepared.reservation,
+            ThreadPoolExecutor(
+                max_workers=self.settings.batch_concurrency,
+                thread_name_prefix=f"batch-{prepared.plan.prefix}",
+            ) as workers,
+        ):
+            futures: dict[Future[ContainerInfo], ContainerSpec] = {
+                workers.submit(engine.create, spec): spec for spec in prepared.specs
+            }
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in finished:
+                    error = future.exception()
+                    if error is None:
+                        created.append(future.result())
+                        on_created(created[-1])
+                    else:
+                        failures[futures[future].name] = str(error)
+                if failures:
+                    for future in pending:
+                        future.cancel()
+            if failures:
+                self._roll_back(engine, created, workers)
+        if failures:
+            raise BatchFailed(
+                f"batch {prepared.plan.prefix} failed: "
+                + "; ".join(f"{name}: {why}" for name, why in sorted(failures.items())),
+                hint=f"the {len(created)} containers already made were removed; "
+                "nothing of the batch is left",
+                failed=failures,
+                rolled_back=[info.name for info in created],
+            )
+        if prepared.wait_ready:
+            readiness.wait_for_ssh([spec.address for spec in prepared.specs])
+        log.info("batch %s: %d containers up", prepared.plan.prefix, len(created))
+        return sorted(created, key=_natural_order)
+
+    # Lifecycle ----------------------------------------------------------------
+
+    def act(
+        self,
+        principal: Principal,
+        action: Action,
+        *,
+        node: str | None,
+        names: Iterable[str] = (),
+        batch: str | None = None,
+    ) -> ActionResult:
+        """Start, stop or remove the named containers, or a whole batch.
+
+        Every name is looked up first: an unknown one refuses the whole
+        request before anything is done.
+        """
+        node_name = self._node_name(node)
+        engine = self.nodes.engine(node_name)
+        targets = [self.get_container(principal, node_name, name) for name in names]
+        if batch is not None:
+            members = self.list_containers(principal, node=node_name, batch=batch)
+            if not members:
+                raise NotFound(
+                    f"no batch {batch!r} on node {node_name}",
+                    field="batch",
+                    node=node_name,
+                    batch=batch,
+                )
+            targets.extend(members)
+        if not targets:
+            raise InvalidInput("name at least one container, or a batch", field="names")
+
+        operation = {
+            "start": engine.start,
+            "stop": engine.stop,
+            "remove": engine.remove,
+        }[action]
+        result = ActionResult(done=[])
+        with ThreadPoolExecutor(max_workers=self.settings.batch_concurrency) as workers:
+            futures = {
+                workers.submit(operation, info.name): info.name for info in targets
+            }
+            for future, name in futures.items():
+                error = future.exception()
+                if error is None:
+                    result.done.append(name)
+                else:
+                    result.failed[name] = str(error)
+        return result
+
+    # Second interfaces --------------------------------------------------------
+
+    def attach(
+        self,
+        principal: Principal,
+        node: str | None,
+        name: str,
+        network: str,
+        address: IPv4Address | None,
+    ) -> ContainerInfo:
+        """Attach a container to another network: ``docker network connect``."""
+        node_name = self._node_name(node)
+        engine = self.nodes.engine(node_name)
+        info = self.get_container(principal, node_name, name)
+        facts = self._network_facts(engine, network)
+        if network in info.addresses or facts.name in info.addresses:
+            raise AlreadyAttached(
+                f"{name} is already on {network} at {info.addresses.get(facts.name)}",
+                hint=f"use 'dockbed nic set {name} --network {network} --ip A' to "
+                "re-address it",
+                field="network",
+                container=name,
+                network=network,
+            )
+        if facts.name == self.nodes.config(node_name).lab.network:
+            with self._reserve_lab(node_name, name, address) as reservation:
+                engine.connect(name, facts.name, reservation.addresses[0])
+        else:
+            if address is not None:
+                self._check_on_network(engine, facts.name, address)
+            engine.connect(name, facts.name, address)
+        return engine.container(name)
+
+    def readdress(
+        self,
+        principal: Principal,
+        node: str | None,
+        name: str,
+        network: str,
+        address: IPv4Address,
+    ) -> ContainerInfo:
+        """Give a container's interface on ``network`` another address.
+
+        Docker cannot change an endpoint's address in place, so the container
+        is detached and attached again; if the new address is refused by the
+        engine, the old one is put back.
+        """
+        node_name = self._node_name(node)
+        engine = self.nodes.engine(node_name)
+        info = self.get_container(principal, node_name, name)
+        facts = self._network_facts(engine, network)
+        old = info.addresses.get(facts.name)
+        if old is None:
+            raise NotFound(
+                f"{name} has no interface on {network}",
+                hint=f"use 'dockbed nic add {name} --network {network}' first",
+                field="network",
+                container=name,
+                network=network,
+            )
+        if str(address) == old:
+            return info
+        if facts.name == self.nodes.config(node_name).lab.network:
+            with self._reserve_lab(node_name, name, address) as reservation:
+                self._swap_address(
+                    engine, name, facts.name, IPv4Address(old), reservation.addresses[0]
+                )
+        else:
+            self._check_on_network(engine, facts.name, address)
+            self._swap_address(engine, name, facts.name, IPv4Address(old), address)
+        return engine.container(name)
+
+    def detach(
+        self, principal: Principal, node: str | None, name: str, network: str
+    ) -> ContainerInfo:
+        """Detach a container from a network: ``docker network disconnect``."""
+        node_name = self._node_name(node)
+        engine = self.nodes.engine(node_name)
+        info = self.get_container(principal, node_name, name)
+        facts = self._network_facts(engine, network)
+        if facts.name not in info.addresses:
+            raise NotFound(
+                f"{name} has no interface on {network}",
+                field="network",
+                container=name,
+                network=network,
+            )
+        engine.disconnect(name, facts.name)
+        return engine.container(name)
+
+    # Helpers ------------------------------------------------------------------
+
+    def _node_name(self, node: str | None) -> str:
+        name = node or self.settings.node_name
+        self.nodes.config(name)
+        return name
+
+    def _ledger_key(self, node: str) -> str:
+        return f"{node}/{self.nodes.config(node).lab.network}"
+
+    def _lab_addresses_in_use(self, node: str) -> dict[IPv4Address, str]:
+        return self.nodes.engine(node).addresses_in_use(
+            self.nodes.config(node).lab.network
+        )
+
+    def _reserve(
+        self,
+        node: str,
+        choose: Callable[[Mapping[IPv4Address, str]], list[IPv4Address]],
+        holder: str,
+    ) -> Reservation:
+        return self.ledger.reserve(
+            self._ledger_key(node),
+            lambda: self._lab_addresses_in_use(node),
+            choose,
+            holder,
+        )
+
+    def _reserve_lab(
+        self, node: str, name: str, address: IPv4Address | None
+    ) -> Reservation:
+        pool = self.nodes.config(node).pool()
+        if address is not None:
+            pool.check(address, field="ip")
+        return self._reserve(
+            node,
+            lambda used: pool.allocate(1, used, base=address, field="ip"),
+            holder=name,
+        )
+
+    def _check_image(self, engine: Engine, image: str | None) -> str:
+        name = image or self.settings.image
+        if not engine.has_image(name):
+            raise NotFound(
+                f"no image {name!r} on node {engine.node}",
+                hint=f"images there: {', '.join(engine.images()) or 'none'}; "
+                "'dockbed image build' makes the base image",
+                field="image",
+                node=engine.node,
+                image=name,
+            )
+        return name
+
+    def _check_limits(self, engine: Engine, limits: Limits) -> None:
+        defaults = self.settings.limits
+        cpus = limits.cpus if limits.cpus is not None else defaults.cpus
+        if not 0.01 <= cpus <= engine.cpu_count():
+            raise InvalidInput(
+                f"cpus must be between 0.01 and {engine.cpu_count()} "
+                f"(the node's CPUs), not {cpus}",
+                field="cpus",
+                cpus=cpus,
+            )
+        memory = limits.memory or defaults.memory
+        try:
+            memory_bytes = docker.utils.parse_bytes(memory)
+        except docker.errors.DockerException as error:
+            raise InvalidInput(
+                f"memory {memory!r} is not a size",
+                hint="write it like 512m or 2g",
+                field="memory",
+                memory=memory,
+            ) from error
+        if memory_bytes < 6 * 2**20:
+            raise InvalidInput(
+                f"memory {memory!r} is below the engine's minimum of 6m",
+                field="memory",
+                memory=memory,
+            )
+        pids = limits.pids if limits.pids is not None else defaults.pids
+        if pids < 8:
+            raise InvalidInput(
+                f"pids must be at least 8 (sshd and a shell need a few), not {pids}",
+                field="pids",
+                pids=pids,
+            )
+
+    def _check_keys(self, keys: list[str]) -> tuple[str, ...]:
+        for key in keys:
+            if not _SSH_KEY.fullmatch(key.strip()):
+                raise InvalidInput(
+                    f"not an ssh public key: {key[:40]!r}",
+                    hint="pass the contents of a .pub file, e.g. ~/.ssh/id_ed25519.pub",
+                    field="ssh_keys",
+                )
+        return tuple(key.strip() for key in keys)
+
+    def _check_names_free(
+        self, engine: Engine, names: list[str], *, field: str = "name"
+    ) -> None:
+        existing = {info.name for info in engine.containers()}
+        taken = [name for name in names if name in existing]
+        if taken:
+            raise NameInUse(
+                f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''} "
+                f"on node {engine.node}",
+                hint="remove them first, or choose another name",
+                field=field,
+                node=engine.node,
+                names=taken,
+            )
+
+    def _spec(
+        self,
+        principal: Principal,
+        node: str,
+        image: str,
+        limits: Limits,
+        name: str,
+        address: IPv4Address,
+        keys: tuple[str, ...],
+        *,
+        batch: str | None = None,
+        batch_index: int | None = None,
+        request: str | None = None,
+    ) -> ContainerSpec:
+        defaults = self.settings.limits
+        return ContainerSpec(
+            name=name,
+            image=image,
+            network=self.nodes.config(node).lab.network,
+            address=address,
+            cpus=limits.cpus if limits.cpus is not None else defaults.cpus,
+            memory=limits.memory or defaults.memory,
+            pids=limits.pids if limits.pids is not None else defaults.pids,
+            ssh_keys=keys,
+            owner=principal.name,
+            batch=batch,
+            batch_index=batch_index,
+            request=request,
+        )
+
+    @staticmethod
+    def _network_facts(engine: Engine, network: str) -> NetworkFacts:
+        try:
+            return engine.network(network)
+        except NotFound as error:
+            raise NotFound(
+                f"no network {network!r} on node {engine.node}",
+                hint="'dockbed net ls' lists them",
+                field="network",
+                network=network,
+            ) from error
+
+    @staticmethod
+    def _check_on_network(engine: Engine, network: str, address: IPv4Address) -> None:
+        facts = engine.network(network)
+        if facts.subnet is not None and address not in facts.subnet:
+            raise InvalidAddress(
+                f"{address} is outside {network}'s subnet {facts.subnet}",
+                field="ip",
+                address=str(address),
+            )
+        if address == facts.gateway:
+            raise InvalidAddress(
+                f"{address} is the gateway of {network}",
+                field="ip",
+                address=str(address),
+            )
+        holder = engine.addresses_in_use(network).get(address)
+        if holder is not None:
+            raise AddressInUse(
+                f"{address} is in use on {network} by {holder}",
+                field="ip",
+                address=str(address),
+                holder=holder,
+            )
+
+    @staticmethod
+    def _swap_address(
+        engine: Engine, name: str, network: str, old: IPv4Address, new: IPv4Address
+    ) -> None:
+        engine.disconnect(name, network)
+        try:
+            engine.connect(name, network, new)
+        except DockbedError:
+            engine.connect(name, network, old)
+            raise
+
+    @staticmethod
+    def _roll_back(
+        engine: Engine, created: list[ContainerInfo], workers: ThreadPoolExecutor
+    ) -> None:
+        for future in [workers.submit(engine.remove, info.name) for info in created]:
+            if future.exception() is not None:
+                log.warning(
+                    "rollback could not remove a container: %s", future.exception()
+                )
+
+
+def _natural_order(info: ContainerInfo) -> tuple[str, str, int, str]:
+    """lab-2 before lab-10: batch members by index, the rest by name."""
+    return (info.node, info.batch or info.name, info.batch_index or 0, info.name)
