@@ -1,0 +1,339 @@
+"""``dockbed``: the command line, a client of the server's REST API.
+
+Each command maps to one API call (a batch to a call and a poll of its job).
+Set-up commands that prepare this machine (``node setup``, ``image build``,
+``up``, ``down``) act locally; see ``dockbed.cli.setup``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from dockbed.cli.client import ApiClient, read_login
+from dockbed.cli.output import console, containers_table, fail, print_json
+from dockbed.config import get_settings
+from dockbed.errors import DockbedError, InvalidInput, error_from_dict
+
+app = typer.Typer(
+    name="dockbed",
+    help="Lightweight ssh-able containers on the nodes of a network testbed.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+nic_app = typer.Typer(help="A container's second interfaces.", no_args_is_help=True)
+net_app = typer.Typer(
+    help="Experiment networks for second interfaces.", no_args_is_help=True
+)
+app.add_typer(nic_app, name="nic")
+app.add_typer(net_app, name="net")
+
+T = TypeVar("T")
+
+NodeOption = Annotated[
+    str | None,
+    typer.Option("--node", "-n", help="node to act on; default the local one"),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="one JSON document, for scripts")
+]
+KeyOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--ssh-key",
+        help="public key allowed to log in as root (repeatable); "
+        "default your own ~/.ssh/id_*.pub",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+CpusOption = Annotated[float | None, typer.Option(help="CPU limit, e.g. 0.5")]
+MemoryOption = Annotated[str | None, typer.Option(help="memory limit, e.g. 512m")]
+PidsOption = Annotated[int | None, typer.Option(help="process-count limit")]
+ImageOption = Annotated[str | None, typer.Option(help="image; default the base image")]
+
+
+def _client() -> ApiClient:
+    settings = get_settings()
+    login = read_login()
+    if login is not None and login.url == settings.server_url:
+        return ApiClient(login.url, login.token)
+    return ApiClient(settings.server_url)
+
+
+@contextmanager
+def _errors_shown() -> Iterator[None]:
+    """Turn our errors into a message on stderr and a non-zero exit code."""
+    try:
+        yield
+    except DockbedError as error:
+        raise fail(error) from error
+
+
+def _call(action: Callable[[], T]) -> T:
+    with _errors_shown():
+        return action()
+
+
+def _ssh_keys(paths: list[Path] | None, *, required: bool = True) -> list[str]:
+    """The keys to put into new containers: given files, or the caller's own."""
+    if paths:
+        return [path.read_text().strip() for path in paths]
+    own = sorted((Path.home() / ".ssh").glob("id_*.pub"))
+    if not own and required:
+        raise fail(
+            InvalidInput(
+                "no ssh public key found in ~/.ssh, so nobody could log in",
+                hint="pass --ssh-key FILE, or make one with 'ssh-keygen -t ed25519'",
+                field="ssh_keys",
+            )
+        )
+    return [path.read_text().strip() for path in own]
+
+
+def _limits(cpus: float | None, memory: str | None, pids: int | None) -> dict[str, Any]:
+    return {"cpus": cpus, "memory": memory, "pids": pids}
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="container name, also its hostname")],
+    ip: Annotated[
+        str | None, typer.Option(help="lab address; default the next free")
+    ] = None,
+    image: ImageOption = None,
+    node: NodeOption = None,
+    cpus: CpusOption = None,
+    memory: MemoryOption = None,
+    pids: PidsOption = None,
+    ssh_key: KeyOption = None,
+    wait: Annotated[bool, typer.Option(help="return once sshd accepts logins")] = True,
+    json_output: JsonOption = False,
+) -> None:
+    """Create and start one container on the lab network."""
+    body = {
+        "name": name,
+        "ip": ip,
+        "image": image,
+        "node": node,
+        "ssh_keys": _ssh_keys(ssh_key),
+        "wait_ready": wait,
+        **_limits(cpus, memory, pids),
+    }
+    created = _call(lambda: _client().post("/containers", json=body))
+    if json_output:
+        print_json(created)
+    else:
+        containers_table([created])
+
+
+@app.command()
+def batch(
+    prefix: Annotated[str, typer.Argument(help="names become PREFIX-1 … PREFIX-N")],
+    count: Annotated[int, typer.Option("--count", "-c", help="how many containers")],
+    base_ip: Annotated[
+        str, typer.Option(help="address of PREFIX-1, or 'auto' for the first free run")
+    ] = "auto",
+    image: ImageOption = None,
+    node: NodeOption = None,
+    cpus: CpusOption = None,
+    memory: MemoryOption = None,
+    pids: PidsOption = None,
+    ssh_key: KeyOption = None,
+    wait: Annotated[bool, typer.Option(help="return once sshd accepts logins")] = True,
+    dry_run: Annotated[
+        bool, typer.Option(help="show names and addresses only")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Create and start a batch on consecutive addresses: all of it or none."""
+    body = {
+        "prefix": prefix,
+        "count": count,
+        "base_ip": base_ip,
+        "image": image,
+        "node": node,
+        "ssh_keys": _ssh_keys(ssh_key),
+        "wait_ready": wait,
+        **_limits(cpus, memory, pids),
+    }
+    client = _client()
+    if dry_run:
+        plan = _call(lambda: client.post("/batches/preview", json=body))
+        if json_output:
+            print_json(plan)
+        else:
+            for item in plan["containers"]:
+                console.print(f"{item['name']}\t{item['ip']}", highlight=False)
+        return
+    job = _call(lambda: client.post("/batches", json=body))
+    job = _follow(client, job, quiet=json_output)
+    if job["state"] == "failed":
+        raise fail(error_from_dict(job["error"]))
+    if json_output:
+        print_json(job["containers"])
+    else:
+        containers_table(job["containers"], title=f"batch {prefix}")
+
+
+def _follow(client: ApiClient, job: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
+    """Poll a batch's job until it ends, with a progress bar."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True, disable=quiet) as progress:
+        task = progress.add_task(f"creating {job['total']}", total=job["total"])
+        path = f"/jobs/{job['id']}"
+        while job["state"] == "running":
+            time.sleep(0.25)
+            job = _call(lambda: client.get(path))
+            progress.update(task, completed=job["done"])
+    return job
+
+
+@app.command("ls")
+def list_containers(
+    all: Annotated[
+        bool, typer.Option("--all", "-a", help="include stopped ones")
+    ] = False,
+    node: Annotated[
+        str | None, typer.Option("--node", "-n", help="one node only")
+    ] = None,
+    batch: Annotated[str | None, typer.Option(help="one batch only")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List your containers (all of them, for an admin)."""
+    params = {
+        "all": all,
+        **({"node": node} if node else {}),
+        **({"batch": batch} if batch else {}),
+    }
+    rows = _call(lambda: _client().get("/containers", params=params))
+    if json_output:
+        print_json(rows)
+    else:
+        containers_table(rows)
+
+
+def _act(
+    action: str, names: list[str] | None, batch: str | None, node: str | None
+) -> None:
+    if not names and not batch:
+        raise fail(InvalidInput("name at least one container, or --batch PREFIX"))
+    body = {"names": names or [], "batch": batch, "node": node}
+    result = _call(lambda: _client().post(f"/actions/{action}", json=body))
+    for name in result["done"]:
+        console.print(f"{action} {name}: done", highlight=False)
+    for name, why in result["failed"].items():
+        console.print(f"[red]{action} {name}: {why}[/]", highlight=False)
+    if result["failed"]:
+        raise typer.Exit(1)
+
+
+NamesArgument = Annotated[list[str] | None, typer.Argument(help="container names")]
+BatchOption = Annotated[str | None, typer.Option(help="every member of this batch")]
+
+
+@app.command()
+def start(
+    names: NamesArgument = None, batch: BatchOption = None, node: NodeOption = None
+) -> None:
+    """Start stopped containers; they keep their addresses."""
+    _act("start", names, batch, node)
+
+
+@app.command()
+def stop(
+    names: NamesArgument = None, batch: BatchOption = None, node: NodeOption = None
+) -> None:
+    """Stop running containers; their addresses stay theirs."""
+    _act("stop", names, batch, node)
+
+
+@app.command()
+def rm(
+    names: NamesArgument = None, batch: BatchOption = None, node: NodeOption = None
+) -> None:
+    """Remove containers, running or not, and free their addresses."""
+    _act("remove", names, batch, node)
+
+
+NetworkOption = Annotated[str, typer.Option("--network", help="Docker network")]
+
+
+@nic_app.command("add")
+def nic_add(
+    name: str,
+    network: NetworkOption,
+    ip: Annotated[
+        str | None, typer.Option(help="static address; default dynamic")
+    ] = None,
+    node: NodeOption = None,
+) -> None:
+    """Attach a container to another network (a new interface inside)."""
+    body = {"network": network, "ip": ip}
+    row = _call(
+        lambda: _client().post(
+            f"/containers/{name}/networks", json=body, params=_node(node)
+        )
+    )
+    containers_table([row])
+
+
+@nic_app.command("set")
+def nic_set(
+    name: str,
+    network: NetworkOption,
+    ip: Annotated[str, typer.Option(help="the new address")],
+    node: NodeOption = None,
+) -> None:
+    """Give a container's interface on a network another address."""
+    path = f"/containers/{name}/networks/{network}"
+    row = _call(lambda: _client().put(path, json={"ip": ip}, params=_node(node)))
+    containers_table([row])
+
+
+@nic_app.command("rm")
+def nic_rm(name: str, network: NetworkOption, node: NodeOption = None) -> None:
+    """Detach a container from a network."""
+    path = f"/containers/{name}/networks/{network}"
+    row = _call(lambda: _client().delete(path, params=_node(node)))
+    containers_table([row])
+
+
+def _node(node: str | None) -> dict[str, str]:
+    return {"node": node} if node else {}
+
+
+@app.command()
+def server(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+) -> None:
+    """Run the dockbed server (API and pages) in the foreground."""
+    import uvicorn
+
+    from dockbed.server.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.server_host,
+        port=port or settings.server_port,
+        log_level="info",
+    )
