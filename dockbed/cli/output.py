@@ -16,7 +16,7 @@ from dockbed import errors
 
 #: Piped output keeps whole rows on one line; scripts should use --json anyway.
 console = Console() if sys.stdout.isatty() else Console(width=200)
-error_console = Console(stderr=True)
+error_console = Console(stderr=True, soft_wrap=True)
 
 #: Exit codes by error class; the first class in an error's MRO found wins.
 EXIT_CODES: dict[type[errors.DockbedError], int] = {
