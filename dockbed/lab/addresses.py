@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, summarize_address_range
+from typing import TYPE_CHECKING
 
 from dockbed.errors import AddressInUse, InvalidAddress, PoolExhausted
+
+if TYPE_CHECKING:
+    from dockbed.config import LabSettings
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,17 @@ class AddressPool:
             raise InvalidAddress(
                 f"the pool starts at {self.first}, after its end {self.last}"
             )
+
+    @classmethod
+    def from_lab(cls, lab: LabSettings) -> AddressPool:
+        """The pool a lab network's settings describe."""
+        return cls(
+            subnet=lab.subnet,
+            gateway=lab.gateway,
+            first=lab.pool_first,
+            last=lab.pool_last,
+            node_address=lab.node_address,
+        )
 
     def _named_addresses(self) -> Iterator[tuple[str, IPv4Address]]:
         yield "gateway", self.gateway

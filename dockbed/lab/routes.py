@@ -64,9 +64,14 @@ def check_subnet_is_free(
 
 
 def default_route_devices(routes: Iterable[Mapping[str, Any]]) -> set[str]:
-    """The devices that carry a default route: never a lab parent by default."""
-    return {
-        str(route["dev"])
-        for route in routes
-        if str(route.get("dst", "")) in _CATCH_ALL and route.get("dev")
-    }
+    """The devices that carry a default route: never a lab parent by default.
+
+    A multipath default route names its devices in ``nexthops``, not ``dev``.
+    """
+    devices: set[str] = set()
+    for route in routes:
+        if str(route.get("dst", "")) not in _CATCH_ALL:
+            continue
+        hops = [route, *(route.get("nexthops") or [])]
+        devices.update(str(hop["dev"]) for hop in hops if hop.get("dev"))
+    return devices

@@ -24,14 +24,7 @@ class NodeConfig:
     lab: LabSettings
 
     def pool(self) -> AddressPool:
-        lab = self.lab
-        return AddressPool(
-            subnet=lab.subnet,
-            gateway=lab.gateway,
-            first=lab.pool_first,
-            last=lab.pool_last,
-            node_address=lab.node_address,
-        )
+        return AddressPool.from_lab(self.lab)
 
 
 class NodeRegistry:
