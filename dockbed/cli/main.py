@@ -21,9 +21,11 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
 from dockbed.cli.client import ApiClient, read_login
 from dockbed.cli.output import console, containers_table, fail, print_json
+from dockbed.cli.setup import image_app, node_app
 from dockbed.config import get_settings
 from dockbed.errors import DockbedError, InvalidInput, error_from_dict
 
@@ -37,6 +39,8 @@ nic_app = typer.Typer(help="A container's second interfaces.", no_args_is_help=T
 net_app = typer.Typer(
     help="Experiment networks for second interfaces.", no_args_is_help=True
 )
+app.add_typer(node_app, name="node")
+app.add_typer(image_app, name="image")
 app.add_typer(nic_app, name="nic")
 app.add_typer(net_app, name="net")
 
@@ -337,3 +341,57 @@ def server(
         port=port or settings.server_port,
         log_level="info",
     )
+
+
+@net_app.command("ls")
+def net_ls(node: NodeOption = None, json_output: JsonOption = False) -> None:
+    """List the node's networks; the lab network is marked."""
+    rows = _call(lambda: _client().get("/networks", params=_node(node)))
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(header_style="bold")
+    for column in ("NAME", "DRIVER", "SUBNET", "GATEWAY", "PARENT", "CONTAINERS"):
+        table.add_column(column)
+    for row in rows:
+        name = f"{row['name']} [cyan](lab)[/]" if row["is_lab"] else row["name"]
+        table.add_row(
+            name,
+            row["driver"],
+            row["subnet"] or "",
+            row["gateway"] or "",
+            row["parent"] or "",
+            str(len(row["containers"])),
+        )
+    console.print(table)
+
+
+@net_app.command("create")
+def net_create(
+    name: str,
+    subnet: Annotated[str, typer.Option(help="IPv4 subnet, e.g. 172.30.5.0/24")],
+    driver: Annotated[str, typer.Option(help="bridge or macvlan")] = "bridge",
+    parent: Annotated[
+        str | None, typer.Option(help="host interface, for macvlan only")
+    ] = None,
+    gateway: Annotated[str | None, typer.Option(help="gateway address")] = None,
+    node: NodeOption = None,
+) -> None:
+    """Create an experiment network for second interfaces."""
+    body = {
+        "name": name,
+        "subnet": subnet,
+        "driver": driver,
+        "parent": parent,
+        "gateway": gateway,
+        "node": node,
+    }
+    row = _call(lambda: _client().post("/networks", json=body))
+    console.print(f"created {row['name']} ({row['driver']}, {row['subnet']})")
+
+
+@net_app.command("rm")
+def net_rm(name: str, node: NodeOption = None) -> None:
+    """Remove an experiment network that has no containers attached."""
+    _call(lambda: _client().delete(f"/networks/{name}", params=_node(node)))
+    console.print(f"removed {name}")
