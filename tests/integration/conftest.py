@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import docker
@@ -47,9 +48,10 @@ class Made:
         return f"t{self.tag}-{stem}"
 
     def remove_all(self) -> None:
-        for container in self.client.containers.list(all=True):
-            if container.name.startswith(f"t{self.tag}-"):
-                container.remove(force=True)
+        prefix = f"t{self.tag}-"
+        for summary in self.client.api.containers(all=True, filters={"name": prefix}):
+            with suppress(docker.errors.NotFound):
+                self.client.api.remove_container(summary["Id"], force=True)
 
 
 @pytest.fixture
