@@ -96,8 +96,48 @@ class AgentSettings(BaseModel):
     #: 9338, not 9323: that one is customary for dockerd's own metrics-addr.
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(default=9338, gt=0, lt=65536)
-    #: The longest wait, in seconds, between two attempts to reach the broker.
+    #: The longest wait, in seconds, between two attempts to reach the broker
+    #: (never more than half an interval, so each tick tries once).
     reconnect_max_delay: float = Field(default=3.0, gt=0)
+
+
+def _devlab_lab() -> LabSettings:
+    return LabSettings(
+        subnet=IPv4Network("10.64.100.0/24"),
+        gateway=IPv4Address("10.64.100.1"),
+        pool_first=IPv4Address("10.64.100.52"),
+        pool_last=IPv4Address("10.64.100.240"),
+        node_address=IPv4Address("10.64.100.10"),
+    )
+
+
+class DevlabSettings(BaseModel):
+    """Simulated nodes on this machine, for development and tests.
+
+    ``dockbed devlab up`` makes, per node, a network namespace running its own
+    dockerd (TLS on its control address) with a lab network cabled to one
+    shared lab segment. Both subnets are checked against the host's routes
+    before anything is made.
+    """
+
+    #: How many nodes ``devlab up`` makes when not told.
+    nodes: int = Field(default=3, ge=1, le=30)
+    #: Nodes are PREFIX1, PREFIX2, …: the namespace's name and the node's.
+    name_prefix: str = "dbnode"
+    #: The host reaches the engines here: the host has the first address on
+    #: the bridge ``control_bridge``, node N has the address 10 + N.
+    control_subnet: IPv4Network = IPv4Network("10.213.50.0/24")
+    control_bridge: str = "dbctl0"
+    engine_port: int = Field(default=2376, gt=0, lt=65536)
+    #: The shared lab segment. ``node_address`` is the host's own address on
+    #: it; node N has ``node_address + N``, outside the one shared pool.
+    lab: LabSettings = Field(default_factory=_devlab_lab)
+    #: The namespace that holds the bridge standing for the lab switch (out of
+    #: reach of the host's firewall), and the host's interface into it.
+    switch_namespace: str = "dbswitch"
+    host_interface: str = "dbdevlab0"
+    #: Seconds a node's dockerd may take to answer after it was started.
+    start_timeout: float = Field(default=60.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -109,7 +149,8 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    #: Where the server listens. Until logins exist it stays on loopback.
+    #: Where the server listens. Every request needs a login (a session or an
+    #: API token), so another address may be set; the default stays loopback.
     server_host: str = "127.0.0.1"
     server_port: int = 4003
     #: Where the CLI finds the server.
@@ -118,6 +159,12 @@ class Settings(BaseSettings):
     #: The local node's name and the URL of its Docker Engine.
     node_name: str = "local"
     engine_url: str = "unix:///var/run/docker.sock"
+    #: For a ``tcp://`` engine URL: the directory with the CA and the client
+    #: certificate (``ca.pem``, ``cert.pem``, ``key.pem``); plain TCP is refused.
+    engine_tls_dir: Path | None = None
+    #: Where ``dockbed node setup --remote`` keeps the engine's CA and
+    #: certificates; ``None``: ``state_dir/tls``.
+    tls_dir: Path | None = None
 
     image: str = "dockbed/lab:bookworm"
     image_suite: str = "bookworm"
@@ -126,11 +173,24 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     broker: BrokerSettings = BrokerSettings()
     agent: AgentSettings = AgentSettings()
+    devlab: DevlabSettings = DevlabSettings()
 
     #: The most containers one batch may ask for.
     batch_max: int = Field(default=200, gt=0)
     #: How many containers of a batch are created at the same time.
     batch_concurrency: int = Field(default=8, gt=0)
+
+    #: The store of users, API tokens and the audit log: any SQLAlchemy URL.
+    #: ``None``: the SQLite file ``state_dir/dockbed.db``.
+    database_url: str | None = None
+    #: Running containers a user may have at once, over all nodes.
+    user_max_running: int = Field(default=40, ge=0)
+    #: The same cap for admins; ``None``: admins have none.
+    admin_max_running: int | None = Field(default=None, ge=0)
+    #: Hours a page login lasts without use.
+    session_hours: float = Field(default=12.0, gt=0)
+    #: Send the session cookie over HTTPS only; set it behind a TLS proxy.
+    session_cookie_secure: bool = False
 
     #: Where runtime state (pid files, logs, built images) is kept.
     state_dir: Path = Path("/var/lib/dockbed")

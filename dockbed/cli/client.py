@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from dockbed.cli.output import fail
+from dockbed.config import get_settings
 from dockbed.errors import DockbedError, EngineUnavailable, error_from_dict
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,10 @@ log = logging.getLogger(__name__)
 TOKEN_FILE = Path(
     os.environ.get("DOCKBED_TOKEN_FILE", "~/.config/dockbed/token")
 ).expanduser()
+#: A token in this variable is used instead of the saved login (scripts, CI).
+TOKEN_VARIABLE = "DOCKBED_TOKEN"
+
+T = TypeVar("T")
 
 
 class ApiClient:
@@ -95,3 +102,39 @@ def write_login(login: Login, path: Path = TOKEN_FILE) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump({"url": login.url, "token": login.token}, handle)
+
+
+def remove_login(path: Path = TOKEN_FILE) -> bool:
+    """Forget the saved login; whether there was one."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def default_client() -> ApiClient:
+    """A client of the configured server, with the caller's token.
+
+    The token is ``DOCKBED_TOKEN`` if set, else the saved login's. The saved
+    login's server is used unless ``server_url`` is configured to another.
+    """
+    settings = get_settings()
+    token = os.environ.get(TOKEN_VARIABLE)
+    if token:
+        return ApiClient(settings.server_url, token.strip())
+    login = read_login()
+    if login is not None and (
+        "server_url" not in settings.model_fields_set
+        or login.url.rstrip("/") == settings.server_url.rstrip("/")
+    ):
+        return ApiClient(login.url, login.token)
+    return ApiClient(settings.server_url)
+
+
+def call(action: Callable[[], T]) -> T:
+    """Run ``action``; our error becomes a message on stderr and an exit code."""
+    try:
+        return action()
+    except DockbedError as error:
+        raise fail(error) from error

@@ -14,11 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from dockbed.config import Settings, get_settings
-from dockbed.server.api import containers, nodes, users
+from dockbed.server.api import containers, networks, nodes, users
 from dockbed.server.api.errors import install_error_handlers
 from dockbed.server.audit import AuditMiddleware, record_job_end
 from dockbed.server.auth import SESSION_COOKIE, session_secret
 from dockbed.server.jobs import JobBoard
+from dockbed.server.networks import NetworkService
 from dockbed.server.nodes import NodeRegistry
 from dockbed.server.pages import views
 from dockbed.server.service import LabService
@@ -44,12 +45,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.service = LabService(
-        settings, NodeRegistry.from_settings(settings), saved_keys=store
-    )
+    registry = NodeRegistry.from_settings(settings)
+    app.state.service = LabService(settings, registry, saved_keys=store)
+    app.state.networks = NetworkService(registry, settings.node_name)
     app.state.jobs = JobBoard(on_finished=lambda job: record_job_end(store, job))
     install_error_handlers(app, page_error=views.page_error)
-    for module in (containers, nodes, users):
+    for module in (containers, networks, nodes, users):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=views.STATIC_DIR), name="static")

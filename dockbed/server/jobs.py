@@ -29,6 +29,8 @@ class Job:
     kind: str
     owner: str
     total: int
+    #: What the job makes, for people: a batch's prefix.
+    target: str | None = None
     state: JobState = "running"
     containers: list[ContainerInfo] = field(default_factory=list)
     error: DockbedError | None = None
@@ -39,11 +41,16 @@ class Job:
 
 
 class JobBoard:
-    """Runs jobs on their own threads and keeps them for polling."""
+    """Runs jobs on their own threads and keeps them for polling.
 
-    def __init__(self) -> None:
+    ``on_finished`` is called on the job's thread once it has ended (the
+    audit log's entry for it); its failures are logged, not raised.
+    """
+
+    def __init__(self, on_finished: Callable[[Job], None] | None = None) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
+        self._on_finished = on_finished
 
     def submit(
         self,
@@ -51,9 +58,17 @@ class JobBoard:
         owner: str,
         total: int,
         work: Callable[[Job], list[ContainerInfo]],
+        *,
+        target: str | None = None,
     ) -> Job:
         """Start ``work`` on a thread; it reports each container via ``job.record``."""
-        job = Job(id=uuid.uuid4().hex[:12], kind=kind, owner=owner, total=total)
+        job = Job(
+            id=uuid.uuid4().hex[:12],
+            kind=kind,
+            owner=owner,
+            total=total,
+            target=target,
+        )
         with self._lock:
             self._jobs[job.id] = job
             self._forget_old()
@@ -78,7 +93,16 @@ class JobBoard:
             job.error = DockbedError(f"internal error: {error}")
             job.state = "failed"
         finally:
+            self._report(job)
             job.finished.set()
+
+    def _report(self, job: Job) -> None:
+        if self._on_finished is None:
+            return
+        try:
+            self._on_finished(job)
+        except Exception:
+            log.exception("reporting the end of job %s failed", job.id)
 
     def _forget_old(self) -> None:
         finished = [key for key, job in self._jobs.items() if job.finished.is_set()]

@@ -7,12 +7,14 @@ API, the page and the CLI get one message for each broken rule.
 
 from __future__ import annotations
 
+from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from dockbed.engine.containers import ContainerInfo
+from dockbed.server.store import Outcome, Role
 
 
 class Limits(BaseModel):
@@ -143,6 +145,8 @@ class AddressReport(BaseModel):
     used: dict[str, str]
     free: int
     next_free: IPv4Address | None
+    #: Every free address of the pool, in order: what an address picker offers.
+    free_addresses: list[IPv4Address] = Field(default_factory=list)
 
 
 class Job(BaseModel):
@@ -155,3 +159,96 @@ class Job(BaseModel):
     done: int
     containers: list[Container]
     error: dict[str, object] | None = None
+
+
+# Users, tokens and the audit log ----------------------------------------------
+
+
+class UserView(BaseModel):
+    """A user as admins see them; never the password hash."""
+
+    name: str
+    role: Role
+    created: datetime
+    disabled: bool
+
+
+class UserCreateRequest(BaseModel):
+    """A new user: ``dockbed user add NAME [--admin]``."""
+
+    name: str
+    role: Role = "user"
+    password: str | None = Field(
+        default=None, description="omitted: one is generated and answered, once"
+    )
+
+
+class UserCreated(UserView):
+    #: The generated password, shown this once; None when the request set one.
+    password: str | None = None
+
+
+class UserUpdateRequest(BaseModel):
+    role: Role | None = None
+    disabled: bool | None = None
+
+
+class NewPassword(BaseModel):
+    """A password the server generated, shown once."""
+
+    password: str
+
+
+class PasswordChangeRequest(BaseModel):
+    current_password: str
+    new_password: str
+
+
+class Whoami(BaseModel):
+    """The caller: ``dockbed whoami``."""
+
+    name: str
+    role: Role
+    via: Literal["token", "session"]
+    #: The most running containers they may have; None: no cap.
+    max_running: int | None
+
+
+class SshKeys(BaseModel):
+    """A user's saved public keys, given to their new containers by default."""
+
+    keys: list[str]
+
+
+class TokenRequest(BaseModel):
+    """Log in for an API token: ``dockbed login``."""
+
+    name: str
+    password: str
+    label: str = Field(default="cli", description="what the token is for")
+
+
+class TokenView(BaseModel):
+    id: int
+    name: str
+    created: datetime
+    last_used: datetime | None
+
+
+class TokenIssued(BaseModel):
+    """A new token: the secret is in this answer and nowhere else."""
+
+    token: str
+    id: int
+    user: UserView
+
+
+class AuditView(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    outcome: Outcome
+    status: int
+    details: dict[str, object]

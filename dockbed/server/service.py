@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Literal
+from typing import Literal, Protocol
 
 import docker.errors
 import docker.utils
@@ -25,6 +27,7 @@ from dockbed.errors import (
     AddressInUse,
     AlreadyAttached,
     BatchFailed,
+    Conflict,
     DockbedError,
     InvalidAddress,
     InvalidCount,
@@ -58,13 +61,33 @@ Action = Literal["start", "stop", "remove"]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: a user's name and whether they administer dockbed."""
+    """Who is asking: a user's name and whether they administer dockbed.
+
+    ``token_id`` is the API token the request came with, if it came with one.
+    """
 
     name: str
     is_admin: bool = False
+    token_id: int | None = None
 
     def may_see(self, info: ContainerInfo) -> bool:
-        return self.is_admin or info.owner == self.name
+        """Their own lab containers; an admin's, every lab container.
+
+        Containers dockbed did not make (no ``managed`` label: the broker,
+        other tools' containers) are nobody's to list or act on here.
+        """
+        return info.managed and (self.is_admin or info.owner == self.name)
+
+
+class SavedKeys(Protocol):
+    """Where a user's own public keys are kept (the store)."""
+
+    def keys_of(self, user_name: str) -> list[str]: ...
+
+
+class _NoSavedKeys:
+    def keys_of(self, user_name: str) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,7 @@ class PreparedBatch:
     specs: list[ContainerSpec]
     reservation: Reservation
     wait_ready: bool
+    claim: CapClaim
 
 
 @dataclass(frozen=True)
@@ -111,10 +135,17 @@ class _CheckedBatch:
 class LabService:
     """Container operations on the nodes of a registry, with dockbed's rules."""
 
-    def __init__(self, settings: Settings, nodes: NodeRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        nodes: NodeRegistry,
+        saved_keys: SavedKeys | None = None,
+    ) -> None:
         self.settings = settings
         self.nodes = nodes
         self.ledger = AddressLedger()
+        self.saved_keys = saved_keys or _NoSavedKeys()
+        self.running_cap = RunningCap(settings)
 
     # Look-ups -----------------------------------------------------------------
 
@@ -171,6 +202,7 @@ class LabService:
             used={str(address): holder for address, holder in sorted(used.items())},
             free=len(free),
             next_free=free[0] if free else None,
+            free_addresses=free,
         )
 
     # Creation -----------------------------------------------------------------
@@ -182,18 +214,20 @@ class LabService:
         check_name(request.name)
         image = self._check_image(engine, request.image)
         self._check_limits(engine, request)
-        keys = self._check_keys(request.ssh_keys)
+        keys = self._keys_for(principal, request.ssh_keys)
         self._check_names_free(engine, [request.name])
 
         pool = self.nodes.config(node_name).pool()
         if request.ip is not None:
             pool.check(request.ip, field="ip")
-        reservation = self._reserve(
-            node_name,
-            lambda used: pool.allocate(1, used, base=request.ip, field="ip"),
-            holder=request.name,
-        )
-        with reservation:
+        with (
+            self.running_cap.hold(principal, 1, self._running_counts),
+            self._reserve(
+                node_name,
+                lambda used: pool.allocate(1, used, base=request.ip, field="ip"),
+                holder=request.name,
+            ) as reservation,
+        ):
             spec = self._spec(
                 principal,
                 node_name,
@@ -212,6 +246,9 @@ class LabService:
     def preview_batch(self, principal: Principal, request: BatchRequest) -> BatchPlan:
         """What the batch would create now; checks everything, creates nothing."""
         checked = self._check_batch(request)
+        self.running_cap.hold(
+            principal, request.count, self._running_counts, field="count"
+        ).release()
         promised = self.ledger.promised(self._ledger_key(checked.node))
         used = {**self._lab_addresses_in_use(checked.node), **promised}
         return checked.plan(checked.choose(used))
@@ -222,12 +259,21 @@ class LabService:
         """Check a batch and reserve its addresses; nothing is created yet.
 
         The caller must hand the result to :meth:`run_batch`, which releases
-        the reservation when it is done.
+        the reservation and the claim on the principal's running cap when it
+        is done.
         """
         checked = self._check_batch(request)
-        reservation = self._reserve(
-            checked.node, checked.choose, holder=f"batch {request.prefix}"
+        keys = self._keys_for(principal, list(checked.keys))
+        claim = self.running_cap.hold(
+            principal, request.count, self._running_counts, field="count"
         )
+        try:
+            reservation = self._reserve(
+                checked.node, checked.choose, holder=f"batch {request.prefix}"
+            )
+        except BaseException:
+            claim.release()
+            raise
         recorded = request.model_dump_json(exclude={"ssh_keys"})
         specs = [
             self._spec(
@@ -237,7 +283,7 @@ class LabService:
                 request,
                 name,
                 address,
-                checked.keys,
+                keys,
                 batch=request.prefix,
                 batch_index=index,
                 request=recorded,
@@ -247,7 +293,11 @@ class LabService:
             )
         ]
         return PreparedBatch(
-            checked.plan(reservation.addresses), specs, reservation, request.wait_ready
+            checked.plan(reservation.addresses),
+            specs,
+            reservation,
+            request.wait_ready,
+            claim,
         )
 
     def _check_batch(self, request: BatchRequest) -> _CheckedBatch:
@@ -264,7 +314,7 @@ class LabService:
         names = batch_names(request.prefix, request.count)
         image = self._check_image(engine, request.image)
         self._check_limits(engine, request)
-        keys = self._check_keys(request.ssh_keys)
+        keys = check_ssh_keys(request.ssh_keys)
         self._check_names_free(engine, names, field="prefix")
         config = self.nodes.config(node_name)
         return _CheckedBatch(
@@ -292,6 +342,7 @@ class LabService:
         created: list[ContainerInfo] = []
         failures: dict[str, str] = {}
         with (
+            prepared.claim,
             prepared.reservation,
             ThreadPoolExecutor(
                 max_workers=self.settings.batch_concurrency,
@@ -362,11 +413,21 @@ class LabService:
         if not targets:
             raise InvalidInput("name at least one container, or a batch", field="names")
 
+        if action == "start":
+            starting = [info for info in targets if not info.running]
+            with self.running_cap.hold(principal, len(starting), self._running_counts):
+                return self._apply(engine.start, targets)
         operation = {
             "start": engine.start,
             "stop": engine.stop,
             "remove": engine.remove,
         }[action]
+        return self._apply(operation, targets)
+
+    def _apply(
+        self, operation: Callable[[str], object], targets: list[ContainerInfo]
+    ) -> ActionResult:
+        """Run ``operation`` on each target in parallel; what worked and what not."""
         result = ActionResult(done=[])
         with ThreadPoolExecutor(max_workers=self.settings.batch_concurrency) as workers:
             futures = {
@@ -557,15 +618,18 @@ class LabService:
                 pids=pids,
             )
 
-    def _check_keys(self, keys: list[str]) -> tuple[str, ...]:
-        for key in keys:
-            if not _SSH_KEY.fullmatch(key.strip()):
-                raise InvalidInput(
-                    f"not an ssh public key: {key[:40]!r}",
-                    hint="pass the contents of a .pub file, e.g. ~/.ssh/id_ed25519.pub",
-                    field="ssh_keys",
-                )
-        return tuple(key.strip() for key in keys)
+    def _keys_for(self, principal: Principal, keys: list[str]) -> tuple[str, ...]:
+        """The request's keys, or else the ones the principal saved."""
+        return check_ssh_keys(keys or self.saved_keys.keys_of(principal.name))
+
+    def _running_counts(self) -> Counter[str]:
+        """Running containers by owner, over every node."""
+        counts: Counter[str] = Counter()
+        for node in self.nodes.names():
+            for info in self.nodes.engine(node).containers():
+                if info.running and info.owner:
+                    counts[info.owner] += 1
+        return counts
 
     def _check_names_free(
         self, engine: Engine, names: list[str], *, field: str = "name"
@@ -668,6 +732,104 @@ class LabService:
                 log.warning(
                     "rollback could not remove a container: %s", future.exception()
                 )
+
+
+def check_ssh_keys(keys: Iterable[str]) -> tuple[str, ...]:
+    """The keys stripped, each checked to be one line of a ``.pub`` file.
+
+    Raises InvalidInput (field ``ssh_keys``) naming the first bad one.
+    """
+    checked: list[str] = []
+    for key in keys:
+        if not _SSH_KEY.fullmatch(key.strip()):
+            raise InvalidInput(
+                f"not an ssh public key: {key[:40]!r}",
+                hint="pass the contents of a .pub file, e.g. ~/.ssh/id_ed25519.pub",
+                field="ssh_keys",
+            )
+        checked.append(key.strip())
+    return tuple(checked)
+
+
+class CapClaim:
+    """Room under a user's running cap, held until the containers run or fail.
+
+    A context manager; leaving it (or :meth:`release`) gives the room back,
+    once, after which the containers themselves count.
+    """
+
+    def __init__(self, cap: RunningCap | None, owner: str, count: int) -> None:
+        self._cap = cap
+        self._owner = owner
+        self._count = count
+
+    def release(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.give_back(self._owner, self._count)
+
+    def __enter__(self) -> CapClaim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class RunningCap:
+    """The per-user cap on running containers (``user_max_running``).
+
+    A request is checked against the containers the owner has running plus
+    those still being created for them, so two batches sent at once cannot
+    both slip under the cap. Admins have ``admin_max_running``, by default
+    none. The cap counts containers by owner label over every node.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pending: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def limit_for(self, principal: Principal) -> int | None:
+        if principal.is_admin:
+            return self.settings.admin_max_running
+        return self.settings.user_max_running
+
+    def hold(
+        self,
+        principal: Principal,
+        count: int,
+        running_counts: Callable[[], Counter[str]],
+        *,
+        field: str | None = None,
+    ) -> CapClaim:
+        """Claim room for ``count`` more; raises Conflict naming cap and count."""
+        cap = self.limit_for(principal)
+        if cap is None or count <= 0:
+            return CapClaim(None, principal.name, 0)
+        running = running_counts()[principal.name]
+        with self._lock:
+            pending = self._pending[principal.name]
+            if running + pending + count > cap:
+                raise Conflict(
+                    f"{principal.name} may run {cap} containers at once and has "
+                    f"{running + pending}; {count} more would make "
+                    f"{running + pending + count}",
+                    hint="stop or remove some first, or ask an admin to raise "
+                    "user_max_running",
+                    field=field,
+                    cap=cap,
+                    running=running,
+                    pending=pending,
+                    requested=count,
+                )
+            self._pending[principal.name] += count
+        return CapClaim(self, principal.name, count)
+
+    def give_back(self, owner: str, count: int) -> None:
+        with self._lock:
+            self._pending[owner] -= count
+            if self._pending[owner] <= 0:
+                del self._pending[owner]
 
 
 def _natural_order(info: ContainerInfo) -> tuple[str, str, int, str]:

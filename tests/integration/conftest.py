@@ -12,16 +12,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import docker
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from dockbed.cli.client import TOKEN_VARIABLE
 from dockbed.config import Settings, get_settings
 from dockbed.server.app import create_app
+from dockbed.server.store import Store, generate_password
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +65,37 @@ def made(docker_client: docker.DockerClient) -> Iterator[Made]:
 
 
 @pytest.fixture(scope="session")
-def app_client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+def server_settings(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """The settings with a temporary state_dir: its own store and session key."""
+    state = tmp_path_factory.mktemp("state")
+    return settings.model_copy(update={"state_dir": state, "database_url": None})
+
+
+@pytest.fixture(scope="session")
+def store(server_settings: Settings) -> Iterator[Store]:
+    store = Store.from_settings(server_settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def admin_token(store: Store) -> str:
+    """An API token of the admin the tests act as."""
+    store.add_user("admin", generate_password(), role="admin")
+    secret, _ = store.issue_token("admin", "tests")
+    return secret
+
+
+@pytest.fixture(scope="session")
+def app_client(
+    server_settings: Settings, store: Store, admin_token: str
+) -> Iterator[TestClient]:
+    """The API in-process, every request sent with the admin's token."""
+    app = create_app(server_settings, store)
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with TestClient(app, headers=headers) as client:
         yield client
 
 
@@ -105,12 +137,10 @@ def ssh(key: Path, address: str, command: str, timeout: float = 20) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="session")
-def server_url(settings: Settings) -> Iterator[str]:
-    """A real dockbed server on a free loopback port, in a thread."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning"
-    )
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Run an app with uvicorn on a free loopback port, in a thread; its URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -120,9 +150,26 @@ def server_url(settings: Settings) -> Iterator[str]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server_url(
+    server_settings: Settings, store: Store, admin_token: str
+) -> Iterator[str]:
+    """A real dockbed server on a free loopback port, in a thread.
+
+    The ``dockbed`` commands that tests run act as the admin: the admin's
+    token is in ``DOCKBED_TOKEN`` for the session.
+    """
+    app = create_app(server_settings, store)
+    with pytest.MonkeyPatch.context() as patch, serving(app) as url:
+        patch.setenv(TOKEN_VARIABLE, admin_token)
+        yield url
 
 
 def engine_snapshot(client: docker.DockerClient) -> set[tuple[str, str]]:

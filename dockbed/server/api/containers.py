@@ -131,6 +131,7 @@ def create_batch(
         caller.name,
         len(prepared.specs),
         lambda job: service.run_batch(prepared, on_created=job.record),
+        target=request.prefix,
     )
     if wait:
         job.finished.wait()
