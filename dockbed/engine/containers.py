@@ -200,6 +200,8 @@ class Engine:
             memswap_limit=spec.memory,
             pids_limit=spec.pids,
             init=False,
+            # Back after a node reboot, but not if the user stopped it.
+            restart_policy={"Name": "unless-stopped"},
         )
         networking = api.create_networking_config(
             {spec.network: api.create_endpoint_config(ipv4_address=str(spec.address))}
