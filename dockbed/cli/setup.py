@@ -10,6 +10,7 @@ the host it runs on). Mounted in ``dockbed.cli.main`` with::
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Annotated
 
 import typer
@@ -17,10 +18,10 @@ from rich.table import Table
 
 from dockbed.cli.output import console, fail
 from dockbed.config import get_settings
-from dockbed.engine.client import connect
+from dockbed.engine.client import connect, settings_tls
 from dockbed.engine.image import ImageBuild, build_image
-from dockbed.engine.node import NodeSetup, setup_node
-from dockbed.errors import DockbedError
+from dockbed.engine.node import NodeSetup, RemoteAccess, RemoteEngine, setup_node
+from dockbed.errors import DockbedError, InvalidInput
 
 node_app = typer.Typer(
     help="Prepare this machine as a dockbed node.", no_args_is_help=True
@@ -69,17 +70,82 @@ def node_setup(
     no_image: Annotated[
         bool, typer.Option("--no-image", help="leave the image build out")
     ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="open the engine to the server: TLS with client certificates "
+            "on tcp port 2376 (restarts dockerd)",
+        ),
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="with --remote: the address the server reaches this node at; "
+            "default the uplink's",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="with --remote: the node's name; default the host name"
+        ),
+    ] = None,
 ) -> None:
     """Engine, lab cable, shim, lab network and image; safe to run again."""
     settings = get_settings()
     try:
+        access = _remote_access(remote, address, name)
         with console.status("setting up this node..."):
             result = setup_node(
-                settings, parent=parent, force=force_parent, build=not no_image
+                settings,
+                parent=parent,
+                force=force_parent,
+                build=not no_image,
+                remote=access,
             )
     except DockbedError as error:
         raise fail(error) from error
     _show_setup(result)
+    if result.remote is not None:
+        _show_remote(result.remote)
+
+
+def _remote_access(
+    remote: bool, address: str | None, name: str | None
+) -> RemoteAccess | None:
+    if not remote:
+        if address is not None or name is not None:
+            raise InvalidInput(
+                "--address and --name only apply with --remote", field="remote"
+            )
+        return None
+    try:
+        parsed = IPv4Address(address) if address is not None else None
+    except ValueError as error:
+        raise InvalidInput(
+            f"--address {address!r} is not an IPv4 address", field="address"
+        ) from error
+    return RemoteAccess(address=parsed, name=name)
+
+
+def _show_remote(engine: RemoteEngine) -> None:
+    client = engine.client
+    console.print(
+        f"\nthe engine answers at [bold]{engine.url}[/] to clients with a "
+        "certificate of its CA. Copy the client files to the server:",
+        highlight=False,
+    )
+    for path in (client.ca, client.cert, client.key):
+        console.print(f"  {path}", highlight=False)
+    console.print(
+        "then register the node there (as an admin):\n"
+        f"  scp -r root@{engine.name}:{client.directory} ./{engine.name}-tls\n"
+        f"  dockbed node add {engine.name} --engine {engine.url} "
+        f"--tls-dir ./{engine.name}-tls",
+        highlight=False,
+    )
 
 
 def _show_setup(result: NodeSetup) -> None:
@@ -119,7 +185,7 @@ def image_build(
     """Build the lab image from Debian packages with mmdebstrap."""
     settings = get_settings()
     try:
-        client = connect(settings.engine_url)
+        client = connect(settings.engine_url, tls=settings_tls(settings))
         try:
             with console.status("building the image..."):
                 result = build_image(

@@ -51,26 +51,36 @@ def read_routes() -> list[Route]:
     Mirrors ``ip -json route show table all``; the local table counts too,
     since an address anywhere on the host shows up there.
     """
-    routes: list[Route] = _ip_json("route", "show", "table", "all")
+    routes: list[Route] = run_ip_json("route", "show", "table", "all")
     log.debug("read %d routes of the host", len(routes))
     return routes
 
 
-def read_link(name: str) -> Link | None:
+def read_link(name: str, *, namespace: str | None = None) -> Link | None:
     """The interface ``name`` with its kind and addresses, or None if absent.
 
-    Mirrors ``ip -json -details addr show dev NAME``: the answer has
-    ``linkinfo.info_kind`` (``veth``, ``macvlan``), ``link`` (a veth's peer or
-    a macvlan's parent) and ``addr_info``.
+    Mirrors ``ip [-n NAMESPACE] -json -details addr show dev NAME``: the
+    answer has ``linkinfo.info_kind`` (``veth``, ``macvlan``), ``link`` (a
+    veth's peer or a macvlan's parent), ``master`` (its bridge) and
+    ``addr_info``. ``namespace`` is a network namespace's name; None: the
+    host's own.
     """
     check_interface_name(name)
-    result = _ip("-json", "-details", "addr", "show", "dev", name, check=False)
+    where = ["-n", namespace] if namespace else []
+    args = [*where, "-json", "-details", "addr", "show", "dev", name]
+    result = run_ip(*args, check=False)
     if result.returncode != 0:
-        if "does not exist" in result.stderr:
+        if "does not exist" in result.stderr or "Cannot open" in result.stderr:
             return None
-        raise _ip_failed(["addr", "show", "dev", name], result)
+        raise _ip_failed(args, result)
     links: list[Link] = json.loads(result.stdout or "[]")
     return links[0] if links else None
+
+
+def read_addresses() -> dict[str, list[IPv4Interface]]:
+    """Each interface's IPv4 addresses: ``ip -json addr show``."""
+    links: list[Link] = run_ip_json("addr", "show")
+    return {str(link.get("ifname", "")): ipv4_addresses(link) for link in links}
 
 
 def link_kind(link: Link) -> str:
@@ -146,7 +156,7 @@ def ensure_cable(lab: LabSettings, *, routes: Sequence[Route] | None = None) -> 
         return parent
 
     if read_link(lab.cable_name) is None:
-        _ip("link", "add", lab.cable_name, "type", "veth", "peer", "name",
+        run_ip("link", "add", lab.cable_name, "type", "veth", "peer", "name",
             lab.cable_peer_name)  # fmt: skip
         log.info(
             "created the lab cable: veth pair %s/%s",
@@ -233,12 +243,12 @@ def ensure_shim(
 
     changed = False
     if shim is None:
-        _ip("link", "add", shim_name, "link", parent, "type", "macvlan",
+        run_ip("link", "add", shim_name, "link", parent, "type", "macvlan",
             "mode", "bridge")  # fmt: skip
         log.info("created the shim %s on %s", shim_name, parent)
         changed = True
     if shim is None or address not in ipv4_addresses(shim):
-        _ip("addr", "add", str(address), "dev", shim_name)
+        run_ip("addr", "add", str(address), "dev", shim_name)
         log.info("gave %s the node address %s", shim_name, address)
         changed = True
     if shim is None or "UP" not in shim.get("flags", []):
@@ -310,18 +320,21 @@ def remove_cable(lab: LabSettings) -> list[str]:
                 kind=link_kind(link) or "physical",
             )
         # Deleting one end of a veth deletes its peer too.
-        _ip("link", "del", name)
+        run_ip("link", "del", name)
         log.info("deleted the interface %s", name)
         removed.append(name)
     return removed
 
 
 def _set_up(name: str) -> None:
-    _ip("link", "set", name, "up")
+    run_ip("link", "set", name, "up")
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``ip ARGS``; HostError on failure when ``check``."""
+def run_ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``ip ARGS``; HostError on failure when ``check``.
+
+    The one way dockbed changes the host's interfaces and namespaces.
+    """
     command = ["ip", *args]
     log.debug("running %s", " ".join(command))
     try:
@@ -335,8 +348,9 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _ip_json(*args: str) -> Any:
-    return json.loads(_ip("-json", *args).stdout or "[]")
+def run_ip_json(*args: str) -> Any:
+    """``ip -json ARGS``, decoded."""
+    return json.loads(run_ip("-json", *args).stdout or "[]")
 
 
 def _ip_failed(args: list[str], result: subprocess.CompletedProcess[str]) -> HostError:

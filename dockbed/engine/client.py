@@ -10,6 +10,12 @@ a refused TCP port, a TLS or ssh failure) into ``EngineUnavailable``, and
     docker.errors.APIError, other statuses    → EngineError
     requests ConnectionError / Timeout        → EngineUnavailable
     docker.errors.DockerException             → EngineError
+
+An engine is reached only three ways: its local socket (``unix://``), ssh
+(``ssh://``, through the system's ssh client), or TCP with TLS both ways
+(``tcp://HOST:2376`` and a client certificate its CA signed). A plain
+``tcp://`` URL without TLS would hand root on the node to whoever reaches
+the port, so :func:`check_engine_url` refuses it.
 """
 
 from __future__ import annotations
@@ -18,12 +24,22 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
+import docker.tls
 import requests.exceptions
 
-from dockbed.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from dockbed.config import Settings
+from dockbed.engine.tls import TlsFiles
+from dockbed.errors import (
+    Conflict,
+    EngineError,
+    EngineUnavailable,
+    InvalidInput,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +47,92 @@ log = logging.getLogger(__name__)
 #: Image imports pass their own (unlimited) timeout.
 DEFAULT_TIMEOUT = 60
 
+#: The schemes an engine URL may have, and what each needs.
+SCHEMES = ("unix", "ssh", "tcp")
+
 _UNAVAILABLE_HINT = (
     "start it (dockbed node setup does) or check engine_url in the config"
 )
 
 
-def connect(url: str, *, timeout: int = DEFAULT_TIMEOUT) -> docker.DockerClient:
+def check_engine_url(url: str, tls: TlsFiles | None) -> str:
+    """The URL's scheme, once ``url`` and ``tls`` make a safe pair.
+
+    ``unix://`` and ``ssh://`` take no TLS files; ``tcp://`` requires them
+    (InvalidInput otherwise: an engine on plain TCP is open to anyone who
+    reaches the port); the files must exist (NotFound).
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme not in SCHEMES:
+        raise InvalidInput(
+            f"the engine URL {url!r} is not unix://, ssh:// or tcp://",
+            hint="e.g. unix:///var/run/docker.sock, ssh://root@node1 or "
+            "tcp://node1:2376 with --tls-dir",
+            field="engine_url",
+            url=url,
+        )
+    if scheme == "tcp":
+        if tls is None:
+            raise InvalidInput(
+                f"refusing the engine URL {url}: plain TCP without TLS gives "
+                "root on the node to anyone who reaches the port",
+                hint="give the client certificates (ca.pem, cert.pem, key.pem) "
+                "that 'dockbed node setup --remote' made, or use ssh://",
+                field="engine_url",
+                url=url,
+            )
+        if not parts.hostname or not parts.port:
+            raise InvalidInput(
+                f"the engine URL {url} needs a host and a port",
+                hint="e.g. tcp://10.213.50.11:2376",
+                field="engine_url",
+                url=url,
+            )
+        tls.check()
+    elif tls is not None:
+        raise InvalidInput(
+            f"TLS files apply to tcp:// engines only, not {scheme}://",
+            hint="leave out the TLS directory for a local socket or ssh",
+            field="tls_dir",
+            url=url,
+        )
+    return scheme
+
+
+def settings_tls(settings: Settings) -> TlsFiles | None:
+    """The TLS files for ``settings.engine_url``: ``engine_tls_dir``, if set."""
+    return TlsFiles(settings.engine_tls_dir) if settings.engine_tls_dir else None
+
+
+def connect(
+    url: str, *, tls: TlsFiles | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> docker.DockerClient:
     """A client for the engine at ``url`` that has answered a ping.
 
     ``url`` is what ``docker -H`` takes: ``unix:///var/run/docker.sock``,
-    ``tcp://host:2375`` or ``ssh://user@host``. The API version is negotiated,
-    so a 20.10 engine (API 1.41) and newer ones both work. Raises
-    EngineUnavailable, from the SDK's or the transport's error, when the engine
-    does not answer.
+    ``ssh://user@host`` or ``tcp://host:2376``, the last with ``tls`` (the
+    CA to check the engine with, and the client certificate to show it).
+    The API version is negotiated, so a 20.10 engine (API 1.41) and newer
+    ones both work; ``timeout`` bounds the negotiation and the ping too.
+    Raises InvalidInput for a URL refused by :func:`check_engine_url`, and
+    EngineUnavailable, from the SDK's or the transport's error, when the
+    engine does not answer or the TLS handshake fails.
     """
+    scheme = check_engine_url(url, tls)
     log.debug("connecting to the Docker Engine at %s", url)
+    options: dict[str, Any] = {}
+    if tls is not None:
+        options["tls"] = docker.tls.TLSConfig(
+            client_cert=(str(tls.cert), str(tls.key)),
+            ca_cert=str(tls.ca),
+            verify=True,
+        )
+    if scheme == "ssh":
+        # The system's ssh honours ~/.ssh/config and agents; no paramiko.
+        options["use_ssh_client"] = True
     try:
-        client = docker.DockerClient(base_url=url, version="auto", timeout=timeout)
+        client = _EngineClient(base_url=url, version="auto", timeout=timeout, **options)
         client.ping()
     except (
         docker.errors.DockerException,
@@ -59,6 +144,31 @@ def connect(url: str, *, timeout: int = DEFAULT_TIMEOUT) -> docker.DockerClient:
             url=url,
         ) from error
     return client
+
+
+class _EngineApiClient(docker.APIClient):  # type: ignore[misc]
+    """The SDK's API client, deaf to the process environment's HTTP settings.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` override a session's own CA (and
+    ``HTTPS_PROXY`` route its traffic), so an engine's TLS would be checked
+    against the system's CAs instead of the node's and fail, or its API
+    sent through a proxy. An engine is always reached directly, checked
+    against its own CA.
+    """
+
+    @property
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, value: bool) -> None:
+        """requests.Session sets it at start; it stays off."""
+
+
+class _EngineClient(docker.DockerClient):  # type: ignore[misc]
+    def __init__(self, **options: Any) -> None:
+        # DockerClient's own __init__ does only this, with the stock client.
+        self.api = _EngineApiClient(**options)
 
 
 @contextmanager
@@ -86,8 +196,10 @@ def engine_errors(action: str, **details: Any) -> Iterator[None]:
             **details,
         ) from error
     except requests.exceptions.RequestException as error:
+        node = details.get("node")
+        engine = f"the Docker Engine of node {node}" if node else "the Docker Engine"
         raise EngineUnavailable(
-            f"{action} failed: the Docker Engine does not answer ({error})",
+            f"{action} failed: {engine} does not answer ({error})",
             hint=_UNAVAILABLE_HINT,
             **details,
         ) from error

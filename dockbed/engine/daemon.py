@@ -7,25 +7,41 @@ missing and starts ``dockerd`` in the background, the way an admin would::
     apt-get update && apt-get install -y docker.io
     nohup dockerd > LOG_DIR/dockerd.log 2>&1 &
     until docker version; do sleep 0.2; done
+
+For a node the server reaches over the network, :func:`configure_tls`
+writes the TLS settings into ``/etc/docker/daemon.json`` (the engine then
+answers on ``tcp://ADDRESS:2376`` only to clients with a certificate of its
+CA) and restarts the dockerd that dockbed started, which reads that file.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from dockbed.config import Settings
 from dockbed.engine.client import connect
+from dockbed.engine.tls import TlsFiles
 from dockbed.errors import EngineUnavailable, HostError
 
 log = logging.getLogger(__name__)
 
 #: The engine's address when dockerd is started without ``-H``.
 DEFAULT_SOCKET_URL = "unix:///var/run/docker.sock"
+#: The file dockerd reads its settings from, and where it writes its pid.
+DAEMON_CONFIG = Path("/etc/docker/daemon.json")
+DAEMON_PID_FILE = Path("/var/run/docker.pid")
+#: The port Docker reserves for its API over TLS.
+TLS_PORT = 2376
 
 #: Seconds to wait for a fresh dockerd. It answers in 1 to 3 s here; a data root
 #: with many containers or images to restore can take much longer.
@@ -104,7 +120,8 @@ def start_dockerd(settings: Settings, *, timeout: float = START_TIMEOUT) -> int:
     log_path = settings.log_dir / "dockerd.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = ["dockerd"]
-    if url != DEFAULT_SOCKET_URL:
+    # dockerd refuses to start with hosts both as flags and in its config.
+    if url != DEFAULT_SOCKET_URL and not read_daemon_config().get("hosts"):
         command += ["--host", url]
 
     with log_path.open("ab") as log_file:
@@ -137,6 +154,148 @@ def start_dockerd(settings: Settings, *, timeout: float = START_TIMEOUT) -> int:
         time.sleep(_POLL_INTERVAL)
     log.debug("dockerd answers at %s", url)
     return process.pid
+
+
+def tls_daemon_config(server: TlsFiles, hosts: Sequence[str]) -> dict[str, Any]:
+    """The ``daemon.json`` keys for an engine on ``hosts`` that checks clients.
+
+    The same as ``dockerd -H HOST… --tlsverify --tlscacert CA --tlscert CERT
+    --tlskey KEY``: with ``tlsverify`` a client must show a certificate the
+    CA signed, not merely speak TLS.
+    """
+    return {
+        "hosts": list(hosts),
+        "tlsverify": True,
+        "tlscacert": str(server.ca),
+        "tlscert": str(server.cert),
+        "tlskey": str(server.key),
+    }
+
+
+def read_daemon_config(path: Path = DAEMON_CONFIG) -> dict[str, Any]:
+    """dockerd's settings file as a dict; empty when there is none.
+
+    Raises HostError for a file that is not a JSON object: dockerd would not
+    start with it either.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise HostError(
+            f"cannot read dockerd's settings {path}: {error}",
+            hint="fix or remove the file; dockerd refuses to start with it",
+            path=str(path),
+        ) from error
+    if not isinstance(data, dict):
+        raise HostError(f"{path} is not a JSON object", path=str(path))
+    return data
+
+
+def update_daemon_config(
+    updates: Mapping[str, Any], path: Path = DAEMON_CONFIG
+) -> bool:
+    """Merge ``updates`` into dockerd's settings file; whether it changed.
+
+    The admin's other keys are kept. The file is replaced atomically (mode
+    0644; it names key files, it holds none).
+    """
+    current = read_daemon_config(path)
+    merged = {**current, **updates}
+    if merged == current and path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".daemon-")
+    try:
+        os.fchmod(descriptor, 0o644)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(merged, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise HostError(f"cannot write {path}: {error}", path=str(path)) from error
+    log.info("updated dockerd's settings in %s: %s", path, ", ".join(sorted(updates)))
+    return True
+
+
+def check_restartable(pid_file: Path = DAEMON_PID_FILE) -> int | None:
+    """The pid of a dockerd that :func:`restart_dockerd` may restart, or None.
+
+    Only a dockerd started the way dockbed starts it (``dockerd`` and no
+    flag, everything from ``daemon.json``) is restarted: under systemd the
+    unit would fight it, and a dockerd with flags of its own would lose them.
+    None when no dockerd runs. Raises HostError for the other cases.
+    """
+    if _is_systemd():
+        raise HostError(
+            "this machine runs systemd; dockbed restarts only a dockerd it "
+            "started itself",
+            hint="let the unit read daemon.json: a drop-in with 'ExecStart=' and "
+            "'ExecStart=/usr/sbin/dockerd' (no -H, since daemon.json now names "
+            "the hosts), then 'systemctl daemon-reload && systemctl restart docker'",
+        )
+    pid = read_pid(pid_file)
+    if pid is None:
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    arguments = [part.decode(errors="replace") for part in argv if part]
+    if len(arguments) != 1 or Path(arguments[0]).name != "dockerd":
+        raise HostError(
+            f"dockerd (pid {pid}) runs as {' '.join(arguments)!r}, not as dockbed "
+            "starts it",
+            hint="move its flags into /etc/docker/daemon.json and restart it by "
+            "hand, or stop it and run the setup again",
+            pid=pid,
+            command=arguments,
+        )
+    return pid
+
+
+def restart_dockerd(
+    settings: Settings,
+    *,
+    pid_file: Path = DAEMON_PID_FILE,
+    timeout: float = START_TIMEOUT,
+) -> int:
+    """Stop the running dockerd (see :func:`check_restartable`) and start it again.
+
+    It then reads ``daemon.json`` afresh. Containers with a restart policy
+    (all of dockbed's) come back with it. Returns the new pid.
+    """
+    pid = check_restartable(pid_file)
+    if pid is not None:
+        log.info("restarting dockerd (pid %d) to apply its new settings", pid)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists():
+            if time.monotonic() > deadline:
+                raise HostError(
+                    f"dockerd (pid {pid}) did not stop within {timeout:.0f} s",
+                    pid=pid,
+                )
+            time.sleep(_POLL_INTERVAL)
+    return start_dockerd(settings, timeout=timeout)
+
+
+def _is_systemd() -> bool:
+    try:
+        return Path("/proc/1/comm").read_text().strip() == "systemd"
+    except OSError:
+        return False
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in a pid file, if that process exists."""
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
 
 
 def _answers(url: str) -> bool:
