@@ -43,6 +43,8 @@ SECRET_FIELDS = frozenset(
         "secret",
         "ssh_keys",
         "keys",
+        # A node's TLS private key (dockbed node add).
+        "key",
     }
 )
 #: Body fields that say what a request acts on, in the order they are named.

@@ -47,6 +47,11 @@ class BatchRequest(Limits):
     count: int
     base_ip: IPv4Address | Literal["auto"] = "auto"
     node: str | None = None
+    nodes: list[str] = Field(
+        default_factory=list,
+        description="spread the batch over these nodes in turn (one lab "
+        "segment); instead of node",
+    )
     image: str | None = None
     ssh_keys: list[str] = Field(default_factory=list)
     wait_ready: bool = False
@@ -55,13 +60,16 @@ class BatchRequest(Limits):
 class PlannedContainer(BaseModel):
     name: str
     ip: IPv4Address
+    node: str | None = None
 
 
 class BatchPlan(BaseModel):
     """What a batch would create, shown before it is submitted."""
 
     prefix: str
+    #: The first node; ``nodes`` lists every node the batch is spread over.
     node: str
+    nodes: list[str] = Field(default_factory=list)
     image: str
     network: str
     containers: list[PlannedContainer]
@@ -252,3 +260,52 @@ class AuditView(BaseModel):
     outcome: Outcome
     status: int
     details: dict[str, object]
+
+
+# Nodes ----------------------------------------------------------------------------
+
+
+class NodeView(BaseModel):
+    """A node and its health, read when asked: ``dockbed node ls``."""
+
+    name: str
+    engine_url: str
+    #: Where the server knows it from: ``settings``, ``registry`` or ``devlab``.
+    source: str
+    lab_network: str
+    subnet: str
+    #: Nodes on one segment share its addresses.
+    segment: str
+    status: Literal["up", "unknown"]
+    reachable: bool
+    engine_version: str | None = None
+    containers: int | None = None
+    running: int | None = None
+    free_addresses: int | None = None
+    error: str | None = None
+
+
+class TlsMaterial(BaseModel):
+    """A node's CA and the client certificate and key, as PEM text."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+class NodeAddRequest(BaseModel):
+    """A node to drive: ``dockbed node add NAME --engine URL [--tls-dir DIR]``."""
+
+    name: str
+    engine_url: str = Field(
+        description="unix://, ssh:// or tcp:// (the last only with tls)"
+    )
+    tls: TlsMaterial | None = None
+    network: str = Field(default="lab", description="the node's lab network")
+    pool_first: IPv4Address | None = Field(
+        default=None, description="omitted: the server's lab.pool_first"
+    )
+    pool_last: IPv4Address | None = None
+    node_address: IPv4Address | None = Field(
+        default=None, description="omitted: the lab network's 'node' aux-address"
+    )

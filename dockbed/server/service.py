@@ -38,6 +38,7 @@ from dockbed.errors import (
 from dockbed.lab.addresses import AddressPool
 from dockbed.lab.allocation import AddressLedger, Reservation
 from dockbed.lab.names import batch_names, check_name
+from dockbed.lab.placement import check_one_segment, spread
 from dockbed.server import readiness
 from dockbed.server.nodes import NodeRegistry
 from dockbed.server.schemas import (
@@ -99,6 +100,8 @@ class PreparedBatch:
     reservation: Reservation
     wait_ready: bool
     claim: CapClaim
+    #: The node of each spec, in the same order.
+    placement: list[str]
 
 
 @dataclass(frozen=True)
@@ -106,13 +109,19 @@ class _CheckedBatch:
     """A batch request that passed every check but the addresses."""
 
     prefix: str
-    node: str
+    #: The nodes it is spread over, and the node of each container.
+    nodes: list[str]
+    placement: list[str]
     image: str
     network: str
     names: list[str]
     keys: tuple[str, ...]
     pool: AddressPool
     base: IPv4Address | None
+
+    @property
+    def node(self) -> str:
+        return self.nodes[0]
 
     def choose(self, used: Mapping[IPv4Address, str]) -> list[IPv4Address]:
         return self.pool.allocate(
@@ -123,11 +132,14 @@ class _CheckedBatch:
         return BatchPlan(
             prefix=self.prefix,
             node=self.node,
+            nodes=self.nodes,
             image=self.image,
             network=self.network,
             containers=[
-                PlannedContainer(name=name, ip=address)
-                for name, address in zip(self.names, addresses, strict=True)
+                PlannedContainer(name=name, ip=address, node=node)
+                for name, address, node in zip(
+                    self.names, addresses, self.placement, strict=True
+                )
             ],
         )
 
@@ -157,10 +169,15 @@ class LabService:
         batch: str | None = None,
         running_only: bool = False,
     ) -> list[ContainerInfo]:
-        """The containers ``principal`` may see, on one node or all of them."""
+        """The containers ``principal`` may see, on one node or all of them.
+
+        All nodes are read at once; a node that does not answer shows the
+        containers it had when last seen, in the state ``unknown``.
+        """
         found: list[ContainerInfo] = []
-        for name in [node] if node else self.nodes.names():
-            for info in self.nodes.engine(name).containers():
+        names = [self._node_name(node)] if node else self.nodes.names()
+        for snapshot in self.nodes.snapshots(names):
+            for info in snapshot.containers:
                 if not principal.may_see(info):
                     continue
                 if batch is not None and info.batch != batch:
@@ -239,6 +256,7 @@ class LabService:
                 request=request.model_dump_json(exclude={"ssh_keys"}),
             )
             info = engine.create(spec)
+            self.nodes.remember(info)
         if request.wait_ready:
             readiness.wait_for_ssh([reservation.addresses[0]])
         return info
@@ -278,7 +296,7 @@ class LabService:
         specs = [
             self._spec(
                 principal,
-                checked.node,
+                node,
                 checked.image,
                 request,
                 name,
@@ -288,8 +306,14 @@ class LabService:
                 batch_index=index,
                 request=recorded,
             )
-            for index, (name, address) in enumerate(
-                zip(checked.names, reservation.addresses, strict=True), start=1
+            for index, (name, address, node) in enumerate(
+                zip(
+                    checked.names,
+                    reservation.addresses,
+                    checked.placement,
+                    strict=True,
+                ),
+                start=1,
             )
         ]
         return PreparedBatch(
@@ -298,11 +322,24 @@ class LabService:
             reservation,
             request.wait_ready,
             claim,
+            checked.placement,
         )
 
+    def _batch_nodes(self, request: BatchRequest) -> list[str]:
+        """The nodes a batch goes to: ``nodes``, else ``node``, else the default."""
+        if request.nodes and request.node:
+            raise InvalidInput(
+                "give node or nodes, not both",
+                hint="nodes spreads the batch over several; node puts it on one",
+                field="nodes",
+            )
+        names = request.nodes or [self._node_name(request.node)]
+        for name in names:
+            self.nodes.config(name)
+        return names
+
     def _check_batch(self, request: BatchRequest) -> _CheckedBatch:
-        node_name = self._node_name(request.node)
-        engine = self.nodes.engine(node_name)
+        targets = self._batch_nodes(request)
         if request.count <= 0 or request.count > self.settings.batch_max:
             raise InvalidCount(
                 f"a batch holds 1 to {self.settings.batch_max} containers, "
@@ -311,20 +348,29 @@ class LabService:
                 field="count",
                 count=request.count,
             )
+        placement = spread(request.count, targets)
         names = batch_names(request.prefix, request.count)
-        image = self._check_image(engine, request.image)
-        self._check_limits(engine, request)
+        pool = check_one_segment(
+            {name: self.nodes.config(name).pool() for name in targets}
+        )
         keys = check_ssh_keys(request.ssh_keys)
-        self._check_names_free(engine, names, field="prefix")
-        config = self.nodes.config(node_name)
+        image = ""
+        for name in targets:
+            engine = self.nodes.engine(name)
+            image = self._check_image(engine, request.image)
+            self._check_limits(engine, request)
+            # A member's name is free on every node of the batch, so that
+            # --batch and the names mean one container each.
+            self._check_names_free(engine, names, field="prefix")
         return _CheckedBatch(
             prefix=request.prefix,
-            node=node_name,
+            nodes=targets,
+            placement=placement,
             image=image,
-            network=config.lab.network,
+            network=self.nodes.config(targets[0]).lab.network,
             names=names,
             keys=keys,
-            pool=config.pool(),
+            pool=pool,
             base=None if request.base_ip == "auto" else request.base_ip,
         )
 
@@ -338,7 +384,7 @@ class LabService:
         If any container fails, the rest are not started, those already made
         are removed, and BatchFailed says which failed and why.
         """
-        engine = self.nodes.engine(prepared.plan.node)
+        engines = {name: self.nodes.engine(name) for name in prepared.plan.nodes}
         created: list[ContainerInfo] = []
         failures: dict[str, str] = {}
         with (
@@ -350,7 +396,8 @@ class LabService:
             ) as workers,
         ):
             futures: dict[Future[ContainerInfo], ContainerSpec] = {
-                workers.submit(engine.create, spec): spec for spec in prepared.specs
+                workers.submit(engines[node].create, spec): spec
+                for spec, node in zip(prepared.specs, prepared.placement, strict=True)
             }
             pending = set(futures)
             while pending:
@@ -359,6 +406,7 @@ class LabService:
                     error = future.exception()
                     if error is None:
                         created.append(future.result())
+                        self.nodes.remember(created[-1])
                         on_created(created[-1])
                     else:
                         failures[futures[future].name] = str(error)
@@ -366,7 +414,7 @@ class LabService:
                     for future in pending:
                         future.cancel()
             if failures:
-                self._roll_back(engine, created, workers)
+                self._roll_back(engines, created, workers)
         if failures:
             raise BatchFailed(
                 f"batch {prepared.plan.prefix} failed: "
@@ -394,45 +442,52 @@ class LabService:
     ) -> ActionResult:
         """Start, stop or remove the named containers, or a whole batch.
 
-        Every name is looked up first: an unknown one refuses the whole
-        request before anything is done.
+        Names are looked up on ``node`` (default the local one); a batch on
+        ``node``, or on every node when none is given, since a batch may be
+        spread over several. Every name is looked up first: an unknown one
+        refuses the whole request before anything is done. A member on a
+        node that does not answer fails on its own, naming the node.
         """
         node_name = self._node_name(node)
-        engine = self.nodes.engine(node_name)
         targets = [self.get_container(principal, node_name, name) for name in names]
         if batch is not None:
-            members = self.list_containers(principal, node=node_name, batch=batch)
+            members = self.list_containers(principal, node=node, batch=batch)
             if not members:
+                where = f"on node {node}" if node else "on any node"
                 raise NotFound(
-                    f"no batch {batch!r} on node {node_name}",
+                    f"no batch {batch!r} {where}",
                     field="batch",
-                    node=node_name,
+                    node=node,
                     batch=batch,
                 )
             targets.extend(members)
         if not targets:
             raise InvalidInput("name at least one container, or a batch", field="names")
 
+        def operation(info: ContainerInfo) -> None:
+            engine = self.nodes.engine(info.node)
+            methods = {
+                "start": engine.start,
+                "stop": engine.stop,
+                "remove": engine.remove,
+            }
+            methods[action](info.name)
+
         if action == "start":
             starting = [info for info in targets if not info.running]
             with self.running_cap.hold(principal, len(starting), self._running_counts):
-                return self._apply(engine.start, targets)
-        operation = {
-            "start": engine.start,
-            "stop": engine.stop,
-            "remove": engine.remove,
-        }[action]
+                return self._apply(operation, targets)
         return self._apply(operation, targets)
 
     def _apply(
-        self, operation: Callable[[str], object], targets: list[ContainerInfo]
+        self,
+        operation: Callable[[ContainerInfo], object],
+        targets: list[ContainerInfo],
     ) -> ActionResult:
         """Run ``operation`` on each target in parallel; what worked and what not."""
         result = ActionResult(done=[])
         with ThreadPoolExecutor(max_workers=self.settings.batch_concurrency) as workers:
-            futures = {
-                workers.submit(operation, info.name): info.name for info in targets
-            }
+            futures = {workers.submit(operation, info): info.name for info in targets}
             for future, name in futures.items():
                 error = future.exception()
                 if error is None:
@@ -539,12 +594,13 @@ class LabService:
         return name
 
     def _ledger_key(self, node: str) -> str:
-        return f"{node}/{self.nodes.config(node).lab.network}"
+        """Addresses are promised per lab segment: nodes on one lab switch
+        share its subnet, so an address is unique on the segment."""
+        return self.nodes.config(node).segment
 
     def _lab_addresses_in_use(self, node: str) -> dict[IPv4Address, str]:
-        return self.nodes.engine(node).addresses_in_use(
-            self.nodes.config(node).lab.network
-        )
+        """Every address taken on the node's lab segment, on whichever node."""
+        return self.nodes.segment_addresses(self.nodes.config(node).segment)
 
     def _reserve(
         self,
@@ -623,11 +679,15 @@ class LabService:
         return check_ssh_keys(keys or self.saved_keys.keys_of(principal.name))
 
     def _running_counts(self) -> Counter[str]:
-        """Running containers by owner, over every node."""
+        """Running containers by owner, over every node.
+
+        A node that does not answer counts with what ran there when it was
+        last seen: its containers may well still run.
+        """
         counts: Counter[str] = Counter()
-        for node in self.nodes.names():
-            for info in self.nodes.engine(node).containers():
-                if info.running and info.owner:
+        for snapshot in self.nodes.snapshots(self.nodes.names()):
+            for info in snapshot.containers:
+                if info.owner and (info.running or info.name in snapshot.seen_running):
                     counts[info.owner] += 1
         return counts
 
@@ -725,9 +785,13 @@ class LabService:
 
     @staticmethod
     def _roll_back(
-        engine: Engine, created: list[ContainerInfo], workers: ThreadPoolExecutor
+        engines: Mapping[str, Engine],
+        created: list[ContainerInfo],
+        workers: ThreadPoolExecutor,
     ) -> None:
-        for future in [workers.submit(engine.remove, info.name) for info in created]:
+        for future in [
+            workers.submit(engines[info.node].remove, info.name) for info in created
+        ]:
             if future.exception() is not None:
                 log.warning(
                     "rollback could not remove a container: %s", future.exception()

@@ -1,4 +1,5 @@
-"""The server's own store: users, their API tokens and ssh keys, the audit log.
+"""The server's own store: users, their API tokens and ssh keys, the audit log,
+and the nodes added at run time.
 
 Container state is never kept here (the engines hold it); this holds only
 what no engine knows. SQLite under ``state_dir`` by default, any SQLAlchemy
@@ -21,6 +22,7 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -176,6 +178,32 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(8))
     status: Mapped[int]
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class NodeEntry(Base):
+    """A node the server drives besides those of its config: ``dockbed node add``."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    engine_url: Mapped[str] = mapped_column(String(300))
+    #: The server's copy of the node's CA and client certificate, if tcp://.
+    tls_dir: Mapped[str | None] = mapped_column(String(500))
+    #: The node's lab settings (``LabSettings`` as JSON).
+    lab: Mapped[dict[str, Any]] = mapped_column(JSON)
+    added_by: Mapped[str] = mapped_column(String(32))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+@dataclass(frozen=True)
+class RegisteredNode:
+    """A node as the store keeps it, detached from any session."""
+
+    name: str
+    engine_url: str
+    tls_dir: str | None
+    lab: dict[str, Any]
 
 
 def _token_digest(secret: str) -> str:
@@ -366,6 +394,51 @@ class Store:
             user = _existing_user(session, user_name)
             user.keys = [SshKey(key=key) for key in dict.fromkeys(keys)]
             return [row.key for row in user.keys]
+
+    # Nodes ---------------------------------------------------------------------
+
+    def node_records(self) -> list[RegisteredNode]:
+        """The registered nodes, by name."""
+        with self._session() as session:
+            rows = session.scalars(select(NodeEntry).order_by(NodeEntry.name))
+            return [
+                RegisteredNode(row.name, row.engine_url, row.tls_dir, dict(row.lab))
+                for row in rows
+            ]
+
+    def add_node_record(self, node: RegisteredNode, added_by: str) -> None:
+        """Keep a node (checked by the registry); Conflict if its name is taken."""
+        with self._session() as session:
+            taken = session.scalars(
+                select(NodeEntry).where(NodeEntry.name == node.name)
+            ).first()
+            if taken is not None:
+                raise Conflict(
+                    f"a node named {node.name} is registered",
+                    field="name",
+                    node=node.name,
+                )
+            session.add(
+                NodeEntry(
+                    name=node.name,
+                    engine_url=node.engine_url,
+                    tls_dir=node.tls_dir,
+                    lab=node.lab,
+                    added_by=added_by[:32],
+                )
+            )
+        log.info("node %s registered by %s", node.name, added_by)
+
+    def remove_node_record(self, name: str) -> None:
+        """Forget a registered node; NotFound if there is none of that name."""
+        with self._session() as session:
+            row = session.scalars(
+                select(NodeEntry).where(NodeEntry.name == name)
+            ).first()
+            if row is None:
+                raise NotFound(f"no registered node {name!r}", field="name", node=name)
+            session.delete(row)
+        log.info("node %s removed from the registry", name)
 
     # Audit log ----------------------------------------------------------------
 
