@@ -77,6 +77,10 @@ class BrokerSettings(BaseModel):
     #: Web STOMP, which the browser connects to (``ws://HOST:PORT/PATH``).
     web_stomp_port: int = Field(default=15674, gt=0, lt=65536)
     web_stomp_path: str = "/ws"
+    #: The Web STOMP URL the monitor page is given, for a broker behind a
+    #: proxy (``wss://example.org/stomp``). ``None``: the host the page was
+    #: served from, with ``web_stomp_port`` and ``web_stomp_path``.
+    web_stomp_url: str | None = None
     #: The agent's broker password. ``None``: read from the file that
     #: ``dockbed broker setup`` wrote under ``state_dir/broker/`` (mode 0600).
     agent_password: SecretStr | None = None

@@ -14,13 +14,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from dockbed.config import Settings, get_settings
-from dockbed.server.api import containers, networks, nodes, users
+from dockbed.server.api import containers, monitor, networks, nodes, users
 from dockbed.server.api.errors import install_error_handlers
 from dockbed.server.audit import AuditMiddleware, record_job_end
 from dockbed.server.auth import SESSION_COOKIE, session_secret
 from dockbed.server.jobs import JobBoard
 from dockbed.server.networks import NetworkService
 from dockbed.server.nodes import NodeRegistry
+from dockbed.server.pages import monitor as monitor_page
 from dockbed.server.pages import views
 from dockbed.server.service import LabService
 from dockbed.server.store import Store
@@ -45,14 +46,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.settings = settings
     app.state.store = store
-    registry = NodeRegistry.from_settings(settings)
+    registry = NodeRegistry.from_settings(settings, records=store)
     app.state.service = LabService(settings, registry, saved_keys=store)
     app.state.networks = NetworkService(registry, settings.node_name)
     app.state.jobs = JobBoard(on_finished=lambda job: record_job_end(store, job))
     install_error_handlers(app, page_error=views.page_error)
-    for module in (containers, networks, nodes, users):
+    for module in (containers, monitor, networks, nodes, users):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(views.router)
+    app.include_router(monitor_page.router)
     app.mount("/static", StaticFiles(directory=views.STATIC_DIR), name="static")
 
     app.add_middleware(AuditMiddleware, store=store)
