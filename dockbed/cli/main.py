@@ -8,8 +8,7 @@ Set-up commands that prepare this machine (``node setup``, ``image build``,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,11 +22,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from dockbed.cli.client import ApiClient, read_login
+from dockbed.cli import accounts, nodes
+from dockbed.cli.client import ApiClient, call, default_client
+from dockbed.cli.devlab import devlab_app
 from dockbed.cli.output import console, containers_table, fail, print_json
+from dockbed.cli.services import agent_command, broker_app
 from dockbed.cli.setup import image_app, node_app
+from dockbed.cli.stats import stats_command
+from dockbed.cli.up import down, up
 from dockbed.config import get_settings
-from dockbed.errors import DockbedError, InvalidInput, error_from_dict
+from dockbed.errors import InvalidInput, error_from_dict
 
 app = typer.Typer(
     name="dockbed",
@@ -39,7 +43,14 @@ nic_app = typer.Typer(help="A container's second interfaces.", no_args_is_help=T
 net_app = typer.Typer(
     help="Experiment networks for second interfaces.", no_args_is_help=True
 )
+nodes.register(node_app)
 app.add_typer(node_app, name="node")
+app.add_typer(devlab_app, name="devlab")
+app.add_typer(broker_app, name="broker")
+app.command("agent")(agent_command)
+app.command("up")(up)
+app.command("down")(down)
+app.command("stats")(stats_command)
 app.add_typer(image_app, name="image")
 app.add_typer(nic_app, name="nic")
 app.add_typer(net_app, name="net")
@@ -58,7 +69,7 @@ KeyOption = Annotated[
     typer.Option(
         "--ssh-key",
         help="public key allowed to log in as root (repeatable); "
-        "default your own ~/.ssh/id_*.pub",
+        "default your own ~/.ssh/id_*.pub, else the keys saved on the server",
         exists=True,
         dir_okay=False,
     ),
@@ -70,25 +81,11 @@ ImageOption = Annotated[str | None, typer.Option(help="image; default the base i
 
 
 def _client() -> ApiClient:
-    settings = get_settings()
-    login = read_login()
-    if login is not None and login.url == settings.server_url:
-        return ApiClient(login.url, login.token)
-    return ApiClient(settings.server_url)
-
-
-@contextmanager
-def _errors_shown() -> Iterator[None]:
-    """Turn our errors into a message on stderr and a non-zero exit code."""
-    try:
-        yield
-    except DockbedError as error:
-        raise fail(error) from error
+    return default_client()
 
 
 def _call(action: Callable[[], T]) -> T:
-    with _errors_shown():
-        return action()
+    return call(action)
 
 
 def _ssh_keys(paths: list[Path] | None, *, required: bool = True) -> list[str]:
@@ -132,7 +129,7 @@ def create(
         "ip": ip,
         "image": image,
         "node": node,
-        "ssh_keys": _ssh_keys(ssh_key),
+        "ssh_keys": _ssh_keys(ssh_key, required=False),
         "wait_ready": wait,
         **_limits(cpus, memory, pids),
     }
@@ -152,6 +149,14 @@ def batch(
     ] = "auto",
     image: ImageOption = None,
     node: NodeOption = None,
+    nodes: Annotated[
+        str | None,
+        typer.Option(
+            "--nodes",
+            help="spread the batch over these nodes in turn, e.g. n1,n2,n3 "
+            "(one lab segment; addresses still ascend across the batch)",
+        ),
+    ] = None,
     cpus: CpusOption = None,
     memory: MemoryOption = None,
     pids: PidsOption = None,
@@ -169,7 +174,8 @@ def batch(
         "base_ip": base_ip,
         "image": image,
         "node": node,
-        "ssh_keys": _ssh_keys(ssh_key),
+        "nodes": [name.strip() for name in (nodes or "").split(",") if name.strip()],
+        "ssh_keys": _ssh_keys(ssh_key, required=False),
         "wait_ready": wait,
         **_limits(cpus, memory, pids),
     }
@@ -180,7 +186,8 @@ def batch(
             print_json(plan)
         else:
             for item in plan["containers"]:
-                console.print(f"{item['name']}\t{item['ip']}", highlight=False)
+                where = f"\t{item['node']}" if len(plan.get("nodes") or []) > 1 else ""
+                console.print(f"{item['name']}\t{item['ip']}{where}", highlight=False)
         return
     job = _call(lambda: client.post("/batches", json=body))
     job = _follow(client, job, quiet=json_output)
@@ -395,3 +402,7 @@ def net_rm(name: str, node: NodeOption = None) -> None:
     """Remove an experiment network that has no containers attached."""
     _call(lambda: _client().delete(f"/networks/{name}", params=_node(node)))
     console.print(f"removed {name}")
+
+
+# Accounts last, so that --help lists the everyday commands first.
+accounts.register(app)
