@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -149,6 +150,7 @@ def main() -> None:
         remove_agent_user(settings, settings.node_name)
         if setup.started:
             stop_broker()
+        shutil.rmtree(state, ignore_errors=True)
     print(" ".join(f"{key}={value}" for key, value in results.items()))
 
 

@@ -64,7 +64,9 @@ def agent_command(
         float | None,
         typer.Option(help="seconds between samples; default agent.interval", min=0.1),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log look-ups too (debug)")
+    ] = False,
 ) -> None:
     """Run this node's agent: publish its containers' stats until stopped."""
     logging.basicConfig(
@@ -72,7 +74,9 @@ def agent_command(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not verbose:
-        logging.getLogger("pika").setLevel(logging.WARNING)
+        # pika logs each failed connection attempt as an error, once a tick
+        # while the broker is away; the publisher says it once instead.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
     settings = get_settings()
     if interval is not None:
         settings = settings.model_copy(

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from dockbed.agent.service import Agent
-from dockbed.bus.broker import _ctl, agent_username, setup_broker, stop_broker
+from dockbed.bus.broker import agent_username, rabbitmqctl, setup_broker, stop_broker
 from dockbed.bus.routing import routing_word
 from dockbed.config import Settings, get_settings
 
@@ -32,11 +32,6 @@ log = logging.getLogger(__name__)
 
 #: The tests' tick: short, so that "within two ticks" is seconds.
 TICK = 1.0
-
-
-def rabbitmqctl(*args: str) -> str:
-    """``rabbitmqctl -q ARGS`` as the broker's own user; its output."""
-    return _ctl(*args, timeout=60).stdout
 
 
 def _listed(*args: str) -> list[list[str]]:

@@ -39,7 +39,7 @@ from dockbed.bus.broker import (
 )
 from dockbed.bus.messages import ContainerStats
 from dockbed.bus.publisher import BrokerCredentials
-from dockbed.bus.routing import EXCHANGE, stats_key
+from dockbed.bus.routing import EXCHANGE, routing_word, stats_key
 from dockbed.config import Settings, get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
@@ -217,7 +217,12 @@ class Subscriber:
 @pytest.fixture
 def admin_view(broker_settings: Settings, agent: Agent) -> Iterator[Subscriber]:
     viewer = ensure_viewer(broker_settings, f"{PREFIX}-admin", True)
-    subscriber = Subscriber(viewer, list(viewer.bindings))
+    # This agent's node only: another agent on this engine (a developer's
+    # own, a parallel session's) samples the same containers.
+    node = routing_word(PREFIX)
+    subscriber = Subscriber(
+        viewer, [f"dockbed.stats.{node}.#", f"dockbed.events.{node}.#"]
+    )
     yield subscriber
     subscriber.close()
 
