@@ -26,22 +26,17 @@ node: install
 image: install
 	$(BIN)/dockbed image build
 
-# The tests need a set-up node, the image and, once 'dockbed broker' exists,
-# the broker. pytest's own exit code is the target's: 5 (no tests collected)
-# fails it like any other, so nothing may swallow it here.
+# The tests need a set-up node, the image and the broker. pytest's own exit
+# code is the target's: 5 (no tests collected) fails it like any other, so
+# nothing may swallow it here.
 ## test: set up the node and broker, then run every test
-test: install
+test: lint
 	$(BIN)/dockbed node setup
-	$(BIN)/dockbed image build
-	@if $(BIN)/dockbed broker --help >/dev/null 2>&1; then \
-		$(BIN)/dockbed broker setup; \
-	else \
-		echo "make: no 'dockbed broker' command; the broker is not set up"; \
-	fi
+	$(BIN)/dockbed broker setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff (check and format) and mypy --strict on the package
 lint: install
-	$(BIN)/ruff check dockbed tests
-	$(BIN)/ruff format --check dockbed tests
+	$(BIN)/ruff check dockbed tests bench
+	$(BIN)/ruff format --check dockbed tests bench
 	$(BIN)/mypy
