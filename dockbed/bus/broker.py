@@ -347,6 +347,11 @@ def _wait_until_running(
     deadline = time.monotonic() + settings.broker.startup_timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
+            if _node_answers():
+                # Another broker came up first (ours found its ports taken):
+                # that one is as good, so wait for it instead.
+                process = None
+                continue
             raise BrokerError(
                 f"rabbitmq-server exited with status {process.returncode}",
                 hint=f"see {log_path}",
