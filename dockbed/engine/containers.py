@@ -11,6 +11,7 @@ import io
 import logging
 import tarfile
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
@@ -20,7 +21,7 @@ import docker
 
 from dockbed.config import LABEL_PREFIX
 from dockbed.engine.client import engine_errors
-from dockbed.errors import NotFound
+from dockbed.errors import EngineError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -259,10 +260,19 @@ class Engine:
     def connect(self, name: str, network: str, address: IPv4Address | None) -> None:
         """Mirrors ``docker network connect [--ip A] NETWORK NAME``."""
         facts = {"node": self.node, "container": name, "network": network}
-        with engine_errors(f"attach {name} to {network}", **facts):
-            self.client.api.connect_container_to_network(
-                name, network, ipv4_address=str(address) if address else None
-            )
+        try:
+            with engine_errors(f"attach {name} to {network}", **facts):
+                self.client.api.connect_container_to_network(
+                    name, network, ipv4_address=str(address) if address else None
+                )
+        except EngineError:
+            # A refused connect can leave an endpoint without a network in the
+            # container's config, which then keeps it from starting again.
+            with suppress(docker.errors.DockerException):
+                self.client.api.disconnect_container_from_network(
+                    name, network, force=True
+                )
+            raise
         log.info("attached %s to %s at %s", name, network, address or "(dynamic)")
 
     def disconnect(self, name: str, network: str) -> None:

@@ -29,6 +29,7 @@ from dockbed.errors import (
     BatchFailed,
     Conflict,
     DockbedError,
+    EngineError,
     InvalidAddress,
     InvalidCount,
     InvalidInput,
@@ -52,6 +53,9 @@ from dockbed.server.schemas import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Docker's predefined networks: never a container's second interface here.
+DOCKER_NETWORKS = frozenset({"bridge", "host", "none"})
 
 _SSH_KEY = re.compile(
     r"(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?"
@@ -416,16 +420,20 @@ class LabService:
             if failures:
                 self._roll_back(engines, created, workers)
         if failures:
-            raise BatchFailed(
-                f"batch {prepared.plan.prefix} failed: "
-                + "; ".join(f"{name}: {why}" for name, why in sorted(failures.items())),
-                hint=f"the {len(created)} containers already made were removed; "
-                "nothing of the batch is left",
-                failed=failures,
-                rolled_back=[info.name for info in created],
-            )
+            raise _batch_failed(prepared.plan.prefix, failures, created)
         if prepared.wait_ready:
-            readiness.wait_for_ssh([spec.address for spec in prepared.specs])
+            try:
+                readiness.wait_for_ssh([spec.address for spec in prepared.specs])
+            except EngineError as error:
+                # A container whose sshd never answers is of no use to the
+                # class: the batch failed, and all or nothing still holds.
+                with ThreadPoolExecutor(self.settings.batch_concurrency) as workers:
+                    self._roll_back(engines, created, workers)
+                late = {
+                    str(a): "sshd did not answer"
+                    for a in error.details.get("addresses", [])
+                }
+                raise _batch_failed(prepared.plan.prefix, late, created) from error
         log.info("batch %s: %d containers up", prepared.plan.prefix, len(created))
         return sorted(created, key=_natural_order)
 
@@ -511,6 +519,13 @@ class LabService:
         engine = self.nodes.engine(node_name)
         info = self.get_container(principal, node_name, name)
         facts = self._network_facts(engine, network)
+        if facts.name in DOCKER_NETWORKS:
+            raise InvalidInput(
+                f"{facts.name} is Docker's own network, not an experiment network",
+                hint="make one with 'dockbed net create NAME --subnet S'",
+                field="network",
+                network=facts.name,
+            )
         if network in info.addresses or facts.name in info.addresses:
             raise AlreadyAttached(
                 f"{name} is already on {network} at {info.addresses.get(facts.name)}",
@@ -579,6 +594,16 @@ class LabService:
         if facts.name not in info.addresses:
             raise NotFound(
                 f"{name} has no interface on {network}",
+                field="network",
+                container=name,
+                network=network,
+            )
+        if facts.name == self.nodes.config(node_name).lab.network:
+            raise InvalidInput(
+                f"{name} would lose its lab address: the lab network is its first "
+                "interface, not a second one",
+                hint=f"'dockbed nic set {name} --network {network} --ip A' "
+                "re-addresses it; 'dockbed rm' removes the container",
                 field="network",
                 container=name,
                 network=network,
@@ -757,7 +782,21 @@ class LabService:
                 field="ip",
                 address=str(address),
             )
-        if address == facts.gateway:
+        # A network made without a gateway still has one: Docker takes the
+        # subnet's first host for a bridge, and its inspect answer omits it.
+        gateway = facts.gateway
+        if gateway is None and facts.subnet is not None and facts.driver == "bridge":
+            gateway = facts.subnet.network_address + 1
+        if facts.subnet is not None and address in (
+            facts.subnet.network_address,
+            facts.subnet.broadcast_address,
+        ):
+            raise InvalidAddress(
+                f"{address} is the network or broadcast address of {network}",
+                field="ip",
+                address=str(address),
+            )
+        if address == gateway:
             raise InvalidAddress(
                 f"{address} is the gateway of {network}",
                 field="ip",
@@ -796,6 +835,25 @@ class LabService:
                 log.warning(
                     "rollback could not remove a container: %s", future.exception()
                 )
+
+
+def _batch_failed(
+    prefix: str, failures: Mapping[str, str], created: list[ContainerInfo]
+) -> BatchFailed:
+    """The error of a rolled-back batch: the first failure, then the count."""
+    first, why = sorted(failures.items())[0]
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    removed = (
+        f"the {len(created)} containers already made were removed"
+        if created
+        else "no container had been made"
+    )
+    return BatchFailed(
+        f"batch {prefix} failed: {first}: {why}{more}",
+        hint=f"{removed}; nothing of the batch is left",
+        failed=dict(failures),
+        rolled_back=[info.name for info in created],
+    )
 
 
 def check_ssh_keys(keys: Iterable[str]) -> tuple[str, ...]:

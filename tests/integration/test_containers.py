@@ -300,6 +300,12 @@ def test_bad_second_interface_is_refused(
         409,
         "already on lab",
     )
+    gateway = {"network": experiment_network.name, "ip": "172.30.77.1"}
+    _refused(app_client, docker_client, "POST", nics, gateway, 422, "gateway")
+    _refused(
+        app_client, docker_client, "POST", nics, {"network": "bridge"}, 422, "Docker's"
+    )
+    _refused(app_client, docker_client, "DELETE", f"{nics}/lab", {}, 422, "lab address")
     outside = {"network": experiment_network.name, "ip": "10.9.9.9"}
     _refused(
         app_client, docker_client, "POST", nics, outside, 422, "10.9.9.9", "outside"
