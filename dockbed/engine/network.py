@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: The label that says what a network is to dockbed: ``lab`` or ``experiment``.
 ROLE_LABEL = f"{LABEL_PREFIX}.role"
+#: Who made an experiment network: they, or an admin, may remove it.
+OWNER_LABEL = f"{LABEL_PREFIX}.owner"
 LAB_ROLE = "lab"
 EXPERIMENT_ROLE = "experiment"
 
@@ -286,6 +288,7 @@ def create_network(
     *,
     lab: LabSettings | None = None,
     routes: Sequence[Route] | None = None,
+    owner: str | None = None,
 ) -> NetworkInfo:
     """Create an experiment network for containers' further interfaces.
 
@@ -298,7 +301,8 @@ def create_network(
     lab cable or the lab network's parent).
 
     ``routes`` are the host's routes (``ip -json route show table all``),
-    read here when not given; ``lab`` names the cable to keep clear of.
+    read here when not given; ``lab`` names the cable to keep clear of;
+    ``owner`` is recorded in a label, for who may remove it.
     """
     # TODO: a remote node's routes are not this host's; the server must pass
     # the node's own routes once nodes report them.
@@ -361,7 +365,10 @@ def create_network(
             driver=driver,
             options=options,
             ipam=ipam,
-            labels={ROLE_LABEL: EXPERIMENT_ROLE},
+            labels={
+                ROLE_LABEL: EXPERIMENT_ROLE,
+                **({OWNER_LABEL: owner} if owner else {}),
+            },
             check_duplicate=True,
         )
         created.reload()

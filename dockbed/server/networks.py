@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dockbed.engine import network as engine_network
 from dockbed.engine.network import NetworkInfo
+from dockbed.errors import PermissionDenied
 from dockbed.server.nodes import NodeRegistry
 from dockbed.server.schemas import NetworkCreateRequest
+from dockbed.server.service import Principal
 
 
 class NetworkService:
@@ -22,7 +24,9 @@ class NetworkService:
         engine = self.nodes.engine(name)
         return engine_network.list_networks(engine.client, lab_name=lab.network)
 
-    def create(self, request: NetworkCreateRequest) -> NetworkInfo:
+    def create(
+        self, principal: Principal, request: NetworkCreateRequest
+    ) -> NetworkInfo:
         """Create an experiment network, checked against the host and the lab."""
         name = request.node or self.default_node
         config = self.nodes.config(name)
@@ -37,11 +41,26 @@ class NetworkService:
             parent=request.parent,
             gateway=request.gateway,
             lab=config.lab,
+            owner=principal.name,
         )
 
-    def remove(self, node: str | None, network: str) -> None:
-        """Remove an experiment network with nothing attached."""
+    def remove(self, principal: Principal, node: str | None, network: str) -> None:
+        """Remove an experiment network with nothing attached.
+
+        Only the user who made it, or an admin, may; PermissionDenied otherwise.
+        """
         name = node or self.default_node
         lab = self.nodes.config(name).lab
         engine = self.nodes.engine(name)
+        found = engine_network.find_network(
+            engine.client, network, lab_name=lab.network
+        )
+        owner = found.labels.get(engine_network.OWNER_LABEL) if found else None
+        if found is not None and not principal.is_admin and owner != principal.name:
+            raise PermissionDenied(
+                f"the network {network} was made by {owner or 'an admin'}",
+                hint="only the user who made a network, or an admin, may remove it",
+                field="name",
+                network=network,
+            )
         engine_network.remove_network(engine.client, network, lab_name=lab.network)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 from fastapi.testclient import TestClient
 
@@ -149,3 +151,20 @@ def test_creates_are_audited_and_use_the_owners_saved_keys(
     (saved,) = store.audit(actor=b.name, text="set_keys")
     assert saved.details["body"]["keys"] == "[redacted]"
     assert key not in str(saved.details)
+
+
+def test_only_its_maker_or_an_admin_removes_a_network(
+    capped: Capped, made: Made, docker_client: docker.DockerClient
+) -> None:
+    client, a, b = capped.client, capped.a.headers, capped.b.headers
+    name = made.name("bnet")
+    body = {"name": name, "subnet": "172.30.91.0/24"}
+    assert client.post("/api/v1/networks", json=body, headers=b).status_code == 201
+    try:
+        refused = client.delete(f"/api/v1/networks/{name}", headers=a)
+        assert refused.status_code == 403, refused.text
+        assert capped.b.name in refused.json()["error"]["message"]
+        assert client.delete(f"/api/v1/networks/{name}", headers=b).status_code == 204
+    finally:
+        with suppress(docker.errors.NotFound):
+            docker_client.networks.get(name).remove()

@@ -62,7 +62,7 @@ def create_network(
     request: NetworkCreateRequest, networks: Networks, caller: Caller
 ) -> Network:
     """Create an experiment network: ``dockbed net create``."""
-    return Network.of(networks.create(request))
+    return Network.of(networks.create(caller, request))
 
 
 @router.delete("/networks/{name}", status_code=204)
@@ -73,4 +73,4 @@ def remove_network(
     node: str | None = Query(default=None),
 ) -> None:
     """Remove an experiment network: ``dockbed net rm``."""
-    networks.remove(node, name)
+    networks.remove(caller, node, name)
