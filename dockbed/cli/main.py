@@ -91,7 +91,19 @@ def _call(action: Callable[[], T]) -> T:
 def _ssh_keys(paths: list[Path] | None, *, required: bool = True) -> list[str]:
     """The keys to put into new containers: given files, or the caller's own."""
     if paths:
-        return [path.read_text().strip() for path in paths]
+        keys = [path.read_text().strip() for path in paths]
+        for path, key in zip(paths, keys, strict=True):
+            # Checked here, not only by the server, so a private key given by
+            # mistake never leaves this machine.
+            if "PRIVATE KEY" in key:
+                raise fail(
+                    InvalidInput(
+                        f"{path} is a private key; it stays on this machine",
+                        hint=f"pass the public half, {path}.pub",
+                        field="ssh_keys",
+                    )
+                )
+        return keys
     own = sorted((Path.home() / ".ssh").glob("id_*.pub"))
     if not own and required:
         raise fail(

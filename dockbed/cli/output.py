@@ -28,6 +28,7 @@ EXIT_CODES: dict[type[errors.DockbedError], int] = {
     errors.AuthenticationRequired: 5,
     errors.EngineError: 6,
     errors.BrokerError: 6,
+    errors.UnsafeNetwork: 2,
     errors.HostError: 7,
 }
 

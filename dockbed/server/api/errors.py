@@ -26,6 +26,7 @@ STATUS_BY_ERROR: dict[type[errors.DockbedError], int] = {
     errors.EngineUnavailable: 503,
     errors.EngineError: 502,
     errors.BrokerError: 502,
+    errors.UnsafeNetwork: 422,
     errors.HostError: 500,
 }
 
