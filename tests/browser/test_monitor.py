@@ -140,6 +140,7 @@ def test_new_row_within_two_ticks_and_its_stop_button_stops_it(
     assert "iB" in before, before
     screenshot(page, output_dir, "monitor-row")
 
+    page.once("dialog", lambda dialog: dialog.accept())
     row.locator('[data-action="stop"]').click()
     expect(row).to_have_count(0, timeout=30_000)
     assert docker_client.containers.get(name).status == "exited"

@@ -292,6 +292,8 @@ tbody.addEventListener("click", async (event) => {
   const row = button && state.rows.get(button.closest("tr").dataset.key);
   if (!row || row.busy) return;
   const { name, node, timestamp } = row.sample;
+  // Rows move as others come and go: the name asked for is the one stopped.
+  if (!window.confirm(`Stop ${name} on ${node}?`)) return;
   row.busy = true;
   showBusy(row);
   try {
