@@ -106,7 +106,7 @@ class Engine:
     def __init__(self, node: str, client: docker.DockerClient) -> None:
         self.node = node
         self.client = client
-        self._cpu_count: int | None = None
+        self._engine_info: dict[str, Any] | None = None
 
     # Look-ups -----------------------------------------------------------------
 
@@ -165,10 +165,17 @@ class Engine:
 
     def cpu_count(self) -> int:
         """The node's CPUs, as the engine counts them (``docker info``)."""
-        if self._cpu_count is None:
+        return int(self._engine_facts()["NCPU"])
+
+    def memory_total(self) -> int:
+        """The node's memory in bytes, as the engine counts it (``docker info``)."""
+        return int(self._engine_facts()["MemTotal"])
+
+    def _engine_facts(self) -> dict[str, Any]:
+        if self._engine_info is None:
             with engine_errors("read engine info", node=self.node):
-                self._cpu_count = int(self.client.info()["NCPU"])
-        return self._cpu_count
+                self._engine_info = dict(self.client.info())
+        return self._engine_info
 
     def network(self, name: str) -> NetworkFacts:
         """The network called ``name``; raises NotFound."""

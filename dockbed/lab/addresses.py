@@ -152,8 +152,11 @@ class AddressPool:
             if holder is not None:
                 raise AddressInUse(
                     f"{address} is in use by {holder}",
-                    hint="choose another base address, or 'auto' for the first "
-                    "free run",
+                    hint=(
+                        "choose another base address, or 'auto' for the first free run"
+                        if count > 1
+                        else "choose another address, or none for the next free one"
+                    ),
                     field=field,
                     address=str(address),
                     holder=holder,

@@ -685,6 +685,13 @@ class LabService:
                 field="memory",
                 memory=memory,
             ) from error
+        if memory_bytes > engine.memory_total():
+            raise InvalidInput(
+                f"memory {memory!r} is more than node {engine.node} has "
+                f"({engine.memory_total() / 2**30:.1f} GiB)",
+                field="memory",
+                memory=memory,
+            )
         if memory_bytes < 6 * 2**20:
             raise InvalidInput(
                 f"memory {memory!r} is below the engine's minimum of 6m",

@@ -163,6 +163,7 @@ def _refused(
         ({"image": "nosuch/image:1"}, ["nosuch/image:1"], "image"),
         ({"node": "atlantis"}, ["atlantis"], "node"),
         ({"memory": "lots"}, ["lots"], "memory"),
+        ({"memory": "100000g"}, ["100000g", "more than node"], "memory"),
         ({"cpus": 64}, ["cpus"], "cpus"),
     ],
 )
