@@ -14,13 +14,14 @@ from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from typing import Any
 
 import docker
 
 from dockbed.config import LABEL_PREFIX
 from dockbed.engine.client import engine_errors
+from dockbed.engine.network import NetworkInfo, network_info
 from dockbed.errors import EngineError, NotFound
 
 log = logging.getLogger(__name__)
@@ -87,17 +88,6 @@ class ContainerInfo:
     @property
     def running(self) -> bool:
         return self.state == "running"
-
-
-@dataclass(frozen=True)
-class NetworkFacts:
-    """What dockbed needs to know of a Docker network to address a container on it."""
-
-    name: str
-    id: str
-    driver: str
-    subnet: IPv4Network | None
-    gateway: IPv4Address | None
 
 
 class Engine:
@@ -177,21 +167,11 @@ class Engine:
                 self._engine_info = dict(self.client.info())
         return self._engine_info
 
-    def network(self, name: str) -> NetworkFacts:
-        """The network called ``name``; raises NotFound."""
+    def network(self, name: str) -> NetworkInfo:
+        """The network called ``name`` or with that id; raises NotFound."""
         with engine_errors(f"inspect network {name}", node=self.node, network=name):
             data = self.client.api.inspect_network(name)
-        configs = (data.get("IPAM") or {}).get("Config") or []
-        ipv4 = [c for c in configs if ":" not in c.get("Subnet", "")]
-        subnet = ipv4[0].get("Subnet") if ipv4 else None
-        gateway = ipv4[0].get("Gateway") if ipv4 else None
-        return NetworkFacts(
-            name=data["Name"],
-            id=data["Id"],
-            driver=data.get("Driver", ""),
-            subnet=IPv4Network(subnet) if subnet else None,
-            gateway=IPv4Address(gateway) if gateway else None,
-        )
+        return network_info(data)
 
     # Changes ------------------------------------------------------------------
 

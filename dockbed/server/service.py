@@ -22,7 +22,8 @@ import docker.errors
 import docker.utils
 
 from dockbed.config import Settings
-from dockbed.engine.containers import ContainerInfo, ContainerSpec, Engine, NetworkFacts
+from dockbed.engine.containers import ContainerInfo, ContainerSpec, Engine
+from dockbed.engine.network import NetworkInfo
 from dockbed.errors import (
     AddressInUse,
     AlreadyAttached,
@@ -769,7 +770,7 @@ class LabService:
         )
 
     @staticmethod
-    def _network_facts(engine: Engine, network: str) -> NetworkFacts:
+    def _network_facts(engine: Engine, network: str) -> NetworkInfo:
         try:
             return engine.network(network)
         except NotFound as error:
