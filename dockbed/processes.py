@@ -51,17 +51,7 @@ class Daemon:
             log.debug("%s already runs (pid %d)", self.name, running)
             return running
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as output:
-            process = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env={**os.environ, **(env or {})},
-            )
+        process = spawn_detached(argv, self.log_file, env=env)
         self.pid_file.write_text(f"{process.pid}\n")
         log.info(
             "started %s (pid %d), log in %s", self.name, process.pid, self.log_file
@@ -99,6 +89,27 @@ class Daemon:
             f"{self.name} exited before it was ready",
             hint=f"see {self.log_file}",
             log=self.log_tail(),
+        )
+
+
+def spawn_detached(
+    argv: Sequence[str], log_file: Path, *, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, its output appended to ``log_file``.
+
+    The process outlives the caller and its terminal. ``env`` adds to this
+    process's environment. Raises OSError when ``argv`` cannot be run.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as output:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env={**os.environ, **(env or {})},
         )
 
 

@@ -51,6 +51,7 @@ from dockbed.bus.routing import (
 )
 from dockbed.config import Settings
 from dockbed.errors import BrokerError, HostError
+from dockbed.processes import spawn_detached
 
 log = logging.getLogger(__name__)
 
@@ -323,20 +324,12 @@ def _enable_web_stomp(*, online: bool) -> None:
 
 
 def _start_broker(settings: Settings) -> subprocess.Popen[bytes]:
-    settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.log_dir / "rabbitmq.log"
     log.info("starting rabbitmq-server, its log in %s", log_path)
-    with open(log_path, "ab") as log_file:
-        try:
-            return subprocess.Popen(
-                ["rabbitmq-server"],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as error:
-            raise BrokerError(f"cannot start rabbitmq-server: {error}") from error
+    try:
+        return spawn_detached(["rabbitmq-server"], log_path)
+    except OSError as error:
+        raise BrokerError(f"cannot start rabbitmq-server: {error}") from error
 
 
 def _wait_until_running(

@@ -32,6 +32,7 @@ from dockbed.config import Settings
 from dockbed.engine.client import connect
 from dockbed.engine.tls import TlsFiles
 from dockbed.errors import EngineUnavailable, HostError
+from dockbed.processes import spawn_detached
 
 log = logging.getLogger(__name__)
 
@@ -118,21 +119,12 @@ def start_dockerd(settings: Settings, *, timeout: float = START_TIMEOUT) -> int:
     """
     url = settings.engine_url
     log_path = settings.log_dir / "dockerd.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     command = ["dockerd"]
     # dockerd refuses to start with hosts both as flags and in its config.
     if url != DEFAULT_SOCKET_URL and not read_daemon_config().get("hosts"):
         command += ["--host", url]
 
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
+    process = spawn_detached(command, log_path)
     log.info("started dockerd (pid %d), log in %s", process.pid, log_path)
 
     deadline = time.monotonic() + timeout
